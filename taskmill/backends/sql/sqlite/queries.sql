@@ -1,0 +1,206 @@
+-- Queries of the SQLite backend. Times are UNIX seconds (REAL, UTC); JSON is TEXT.
+
+-- name: schema
+CREATE TABLE IF NOT EXISTS taskmill_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY,
+    task TEXT NOT NULL,
+    queue TEXT NOT NULL,
+    state TEXT NOT NULL,
+    args TEXT NOT NULL,
+    kwargs TEXT NOT NULL,
+    priority INTEGER NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    max_attempts INTEGER NOT NULL,
+    retry TEXT NOT NULL,
+    progress REAL NOT NULL DEFAULT 0,
+    progress_message TEXT,
+    result TEXT,
+    error TEXT,
+    owner TEXT,
+    title TEXT,
+    parent INTEGER,
+    result_url TEXT,
+    return_url TEXT,
+    unique_key TEXT,
+    created_at REAL NOT NULL,
+    scheduled_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    iterations INTEGER NOT NULL DEFAULT 0,
+    max_iterations INTEGER NOT NULL,
+    state_data TEXT,
+    timeout REAL,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    cancel_reason TEXT,
+    claim_token TEXT,
+    worker TEXT,
+    lease_until REAL
+);
+CREATE INDEX IF NOT EXISTS jobs_claim ON jobs (priority DESC, scheduled_at, id) WHERE state = 'queued';
+CREATE INDEX IF NOT EXISTS jobs_due ON jobs (scheduled_at) WHERE state = 'scheduled';
+CREATE INDEX IF NOT EXISTS jobs_lease ON jobs (lease_until) WHERE state = 'running';
+CREATE INDEX IF NOT EXISTS jobs_unique ON jobs (unique_key) WHERE state IN ('scheduled', 'queued');
+CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_at) WHERE finished_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS jobs_queue_state ON jobs (queue, state);
+CREATE INDEX IF NOT EXISTS jobs_task_state ON jobs (task, state);
+CREATE INDEX IF NOT EXISTS jobs_parent ON jobs (parent) WHERE parent IS NOT NULL;
+CREATE TABLE IF NOT EXISTS job_logs (
+    id INTEGER PRIMARY KEY,
+    job_id INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    attempt INTEGER NOT NULL,
+    at REAL NOT NULL,
+    level TEXT NOT NULL,
+    message TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS job_logs_job ON job_logs (job_id, id);
+CREATE TABLE IF NOT EXISTS queues (name TEXT PRIMARY KEY, paused INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS periodic (
+    name TEXT PRIMARY KEY,
+    enabled INTEGER NOT NULL,
+    last_slot REAL
+);
+
+-- name: schema_version
+SELECT value FROM taskmill_meta WHERE key = 'schema_version';
+
+-- name: set_schema_version
+INSERT INTO taskmill_meta (key, value) VALUES ('schema_version', ?)
+ON CONFLICT (key) DO UPDATE SET value = excluded.value;
+
+-- name: insert_job
+INSERT INTO jobs (task, queue, state, args, kwargs, priority, attempts, max_attempts, retry,
+                  progress, owner, title, parent, result_url, return_url, unique_key, created_at,
+                  scheduled_at, iterations, max_iterations, timeout)
+VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?);
+
+-- name: find_unique
+SELECT * FROM jobs WHERE unique_key = ? AND state IN ('scheduled', 'queued') ORDER BY id LIMIT 1;
+
+-- name: reschedule
+UPDATE jobs SET scheduled_at = ?, state = ? WHERE id = ? RETURNING *;
+
+-- name: claim
+UPDATE jobs
+SET state = 'running', attempts = attempts + 1, started_at = :now, claim_token = :token,
+    worker = :worker, lease_until = :lease_until, cancel_requested = 0
+WHERE id IN (
+    SELECT id FROM jobs
+    WHERE state = 'queued'
+      AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))
+      AND queue NOT IN (SELECT name FROM queues WHERE paused = 1)
+    ORDER BY priority DESC, scheduled_at, id
+    LIMIT :limit
+)
+RETURNING *;
+
+-- name: apply
+UPDATE jobs
+SET state = :state, scheduled_at = :scheduled_at, attempts = :attempts,
+    max_attempts = :max_attempts, progress = :progress, progress_message = :progress_message,
+    result = :result, error = :error, started_at = :started_at, finished_at = :finished_at,
+    iterations = :iterations, state_data = :state_data, cancel_requested = :cancel_requested,
+    cancel_reason = :cancel_reason, claim_token = :claim_token, worker = :worker,
+    lease_until = :lease_until
+WHERE id = :id AND state = :expect_state AND claim_token IS :expect_token;
+
+-- name: heartbeat
+UPDATE jobs SET lease_until = ? WHERE id = ? AND state = 'running' AND claim_token = ?;
+
+-- name: set_progress
+UPDATE jobs SET progress = ?, progress_message = ?
+WHERE id = ? AND state = 'running' AND claim_token = ?;
+
+-- name: insert_log
+INSERT INTO job_logs (job_id, attempt, at, level, message) VALUES (?, ?, ?, ?, ?);
+
+-- name: cancel_requests
+SELECT id, cancel_reason FROM jobs
+WHERE id IN (SELECT value FROM json_each(?)) AND state = 'running' AND cancel_requested = 1;
+
+-- name: get
+SELECT * FROM jobs WHERE id = ?;
+
+-- name: query
+SELECT * FROM jobs
+WHERE (:states IS NULL OR state IN (SELECT value FROM json_each(:states)))
+  AND (:queue IS NULL OR queue = :queue)
+  AND (:task IS NULL OR task = :task)
+  AND (:owner IS NULL OR owner = :owner)
+  AND (:parent IS NULL OR parent = :parent)
+  AND (:after IS NULL OR id < :after)
+ORDER BY id DESC
+LIMIT :limit;
+
+-- name: logs
+SELECT job_id, attempt, at, level, message FROM job_logs WHERE job_id = ? ORDER BY id;
+
+-- name: logs_tail
+SELECT * FROM (
+    SELECT id, job_id, attempt, at, level, message FROM job_logs
+    WHERE job_id = ? ORDER BY id DESC LIMIT ?
+) ORDER BY id;
+
+-- name: delete_job
+DELETE FROM jobs WHERE id = ? AND state != 'running';
+
+-- name: delete_where
+DELETE FROM jobs WHERE id IN (
+    SELECT id FROM jobs
+    WHERE state IN (SELECT value FROM json_each(:states)) AND state != 'running'
+      AND (:task IS NULL OR task = :task)
+      AND (:args IS NULL OR args = :args)
+      AND (:kwargs IS NULL OR kwargs = :kwargs)
+      AND (:queue IS NULL OR queue = :queue)
+    ORDER BY id
+    LIMIT :count
+);
+
+-- name: stats
+SELECT queue, state, count(*) FROM jobs GROUP BY queue, state;
+
+-- name: promote_due
+UPDATE jobs SET state = 'queued'
+WHERE id IN (
+    SELECT id FROM jobs WHERE state = 'scheduled' AND scheduled_at <= ?
+    ORDER BY scheduled_at LIMIT ?
+);
+
+-- name: next_due
+SELECT min(scheduled_at) FROM jobs WHERE state = 'scheduled';
+
+-- name: expired
+SELECT * FROM jobs WHERE state = 'running' AND lease_until < ? ORDER BY lease_until LIMIT ?;
+
+-- name: prune
+DELETE FROM jobs WHERE id IN (
+    SELECT id FROM jobs
+    WHERE finished_at < ? AND state IN ('succeeded', 'failed', 'cancelled')
+    ORDER BY finished_at LIMIT ?
+);
+
+-- name: set_paused
+INSERT INTO queues (name, paused) VALUES (?, ?)
+ON CONFLICT (name) DO UPDATE SET paused = excluded.paused;
+
+-- name: paused
+SELECT name FROM queues WHERE paused = 1;
+
+-- name: periodic_states
+SELECT name, enabled, last_slot FROM periodic;
+
+-- name: periodic_register
+INSERT INTO periodic (name, enabled, last_slot) VALUES (?, 1, ?) ON CONFLICT (name) DO NOTHING;
+
+-- name: periodic_enable
+INSERT INTO periodic (name, enabled, last_slot) VALUES (:name, 1, :slot)
+ON CONFLICT (name) DO UPDATE SET enabled = 1,
+    last_slot = CASE WHEN periodic.enabled = 1 THEN periodic.last_slot ELSE :slot END;
+
+-- name: periodic_disable
+INSERT INTO periodic (name, enabled, last_slot) VALUES (?, 0, ?)
+ON CONFLICT (name) DO UPDATE SET enabled = 0;
+
+-- name: periodic_advance
+UPDATE periodic SET last_slot = ?
+WHERE name = ? AND enabled = 1 AND (last_slot IS NULL OR last_slot < ?);

@@ -1,0 +1,65 @@
+"""The one payload policy of every backend: strict JSON, bounded in size and nesting."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from .errors import PayloadError
+
+DEFAULT_LIMIT = 1 << 20
+MAX_DEPTH = 64
+
+encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"),
+                          sort_keys=True).encode
+
+
+def _check(value: Any, depth: int, what: str) -> None:
+    t = type(value)
+    if t is str:
+        if "\x00" in value:
+            raise PayloadError(f"{what} holds a NUL character, which stores refuse")
+        return
+    if t is int or t is bool or value is None:
+        return
+    if t is float:
+        if not math.isfinite(value):
+            raise PayloadError(f"{what} holds {value!r}, which is not JSON")
+        return
+    if depth >= MAX_DEPTH:
+        raise PayloadError(f"{what} is nested deeper than {MAX_DEPTH} levels")
+    if t is dict:
+        for key, item in value.items():
+            if type(key) is not str:
+                raise PayloadError(f"{what} has a key {key!r} that is not a string")
+            _check(key, depth + 1, what)
+            _check(item, depth + 1, what)
+        return
+    if t is list or t is tuple:
+        for item in value:
+            _check(item, depth + 1, what)
+        return
+    raise PayloadError(f"{what} holds a {t.__name__}, which is not JSON")
+
+
+def dumps(value: Any, what: str = "value", limit: int = DEFAULT_LIMIT) -> str:
+    """`value` as compact JSON text, or `PayloadError` if it breaks the policy."""
+    _check(value, 0, what)
+    text = encode(value)
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise PayloadError(f"{what} holds a lone surrogate, which is not valid Unicode") from None
+    if size > limit:
+        raise PayloadError(f"{what} is {size} bytes, over the {limit}-byte limit")
+    return text
+
+
+def encode_unchecked(value: Any) -> str | None:
+    """Canonical JSON text of a value already checked (or None for None): sorted keys, compact."""
+    return None if value is None else encode(value)
+
+
+def loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)

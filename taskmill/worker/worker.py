@@ -1,0 +1,462 @@
+"""The worker: claims jobs in batches, runs them (threads, or an event loop for `async def`),
+heart-beats their leases, and hands every outcome to the writer."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import os
+import secrets
+import signal
+import socket
+import threading
+import time
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from .. import payload, transitions
+from ..errors import BackendUnavailable, ConfigError, PayloadError, ScheduleError, TaskmillError
+from ..job import Job, JobError, JobState, Update
+from ..maintenance import Maintenance
+from ..signals import Cancelled, Continue, Retry
+from ..task import TaskDef
+from ..timeutil import delay_seconds, seconds
+from ..transitions import Aborted, Continued, Failed, HandedBack, Outcome, Succeeded
+from .context import Context
+from .writer import Writer
+
+if TYPE_CHECKING:
+    from ..mill import Mill
+
+log = logging.getLogger("taskmill.worker")
+TICK = 0.1
+CANCEL_POLL = 0.5
+MAINTENANCE_EVERY = 1.0
+STOP_WAIT_AFTER_GRACE = 5.0
+
+
+def parse_queues(queues: str | Sequence[str]) -> list[str] | None:
+    """`"*"` (all) -> None; `"a,b"` or `["a", "b"]` -> the list."""
+    items = queues.split(",") if isinstance(queues, str) else list(queues)
+    names = [q.strip() for q in items if isinstance(q, str) and q.strip()]
+    if len(names) != len(items) or not names:
+        raise ConfigError(f"queues must be '*', a comma-separated string or a list of names, "
+                          f"got {queues!r}")
+    return None if "*" in names else names
+
+
+@dataclass(eq=False)
+class Running:
+    job: Job
+    ctx: Context
+    definition: TaskDef | None
+    decided: bool = False
+    future: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Worker:
+    """Runs jobs of `queues` with `concurrency` slots. See `Mill.worker`."""
+
+    def __init__(self, mill: Mill, queues: str | Sequence[str] = "*", concurrency: int = 8,
+                 lease: Any = "30s", poll: Any = "1s", grace: Any = "30s") -> None:
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise ConfigError(f"concurrency must be a whole number of 1 or more, got {concurrency!r}")
+        self.mill = mill
+        self.queues = parse_queues(queues)
+        self.concurrency = concurrency
+        self.lease = seconds(lease, what="lease")
+        self.poll = seconds(poll, what="poll")
+        self.grace = seconds(grace, what="grace", allow_zero=True)
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.counts = {"succeeded": 0, "failed": 0, "cancelled": 0, "retried": 0, "lost": 0}
+        self._lock = threading.Lock()
+        self._running: dict[str, Running] = {}
+        self._stopping = threading.Event()
+        self._slot_freed = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._started = threading.Event()
+        self._writer: Writer | None = None
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._hooks: concurrent.futures.ThreadPoolExecutor | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: threading.Thread | None = None
+        self._ticker: threading.Thread | None = None
+        self._maintenance = Maintenance(mill, after_rescue=self._after_rescue)
+        self._signals = 0
+
+    # -- public ----------------------------------------------------------------------------
+
+    def run(self, burst: bool = False) -> None:
+        """Claim and run jobs until stopped (SIGTERM, SIGINT, `stop()`), or, with `burst`, until
+        no job is ready."""
+        self._stopping.clear()
+        restore = self._install_signals()
+        self._setup()
+        self._started.set()
+        try:
+            self._claim_loop(burst)
+        finally:
+            self._shutdown()
+            restore()
+
+    def start(self) -> None:
+        """Run the worker in a background thread; `stop()` ends it."""
+        if self._thread is not None and self._thread.is_alive():
+            raise RuntimeError("this worker is running already")
+        self._started.clear()
+        self._thread = threading.Thread(target=self.run, name=f"taskmill-worker-{self.id}",
+                                        daemon=True)
+        self._thread.start()
+        self._started.wait(10)
+
+    def stop(self, grace: Any = None) -> None:
+        """Stop claiming; running jobs get `grace` seconds, then are told to stop and handed back."""
+        if grace is not None:
+            self.grace = seconds(grace, what="grace", allow_zero=True)
+        self._stopping.set()
+        self._slot_freed.set()
+        with contextlib.suppress(TaskmillError):
+            self.mill.backend.notify()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+
+    @property
+    def running_jobs(self) -> list[Job]:
+        with self._lock:
+            return [r.job for r in self._running.values()]
+
+    # -- setup and shutdown ----------------------------------------------------------------
+
+    def _install_signals(self) -> Any:
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+
+        def handler(signum: int, frame: FrameType | None) -> None:
+            self._signals += 1
+            if self._signals > 1:
+                log.warning("second signal: exiting now; leases will bring running jobs back")
+                os._exit(1)
+            log.info("stopping: finishing running jobs (grace %.0fs); signal again to exit now",
+                     self.grace)
+            self._stopping.set()
+            self._slot_freed.set()
+
+        previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+
+        def restore() -> None:
+            for s, h in previous.items():
+                signal.signal(s, h)
+
+        return restore
+
+    def _setup(self) -> None:
+        self._signals = 0
+        self._writer = Writer(self.mill)
+        self._writer.start()
+        self._pool = concurrent.futures.ThreadPoolExecutor(self.concurrency, "taskmill-task")
+        if any(d.is_async for d in self.mill.registry.values()):
+            self._loop = asyncio.new_event_loop()
+            self._loop_thread = threading.Thread(target=self._loop.run_forever,
+                                                 name="taskmill-loop", daemon=True)
+            self._loop_thread.start()
+        self._ticker = threading.Thread(target=self._tick_loop, name="taskmill-ticker", daemon=True)
+        self._ticker.start()
+
+    def _shutdown(self) -> None:
+        deadline = time.monotonic() + self.grace
+        while self._running and time.monotonic() < deadline:
+            self._slot_freed.wait(0.05)
+            self._slot_freed.clear()
+        with self._lock:
+            left = list(self._running.values())
+        if left:
+            log.warning("%d job(s) still running after the grace period: asking them to stop",
+                        len(left))
+            for r in left:
+                r.ctx.shutting_down = True
+                r.ctx._request_stop()
+            deadline = time.monotonic() + min(STOP_WAIT_AFTER_GRACE, max(self.grace, 0.5))
+            while self._running and time.monotonic() < deadline:
+                self._slot_freed.wait(0.05)
+                self._slot_freed.clear()
+            with self._lock:
+                left = list(self._running.values())
+            for r in left:
+                self._decide(r, HandedBack())
+        assert self._writer is not None and self._pool is not None
+        self._writer.stop()
+        self._stopping.set()
+        if self._ticker is not None:
+            self._ticker.join(5)
+        if self._hooks is not None:
+            self._hooks.shutdown(wait=True)
+            self._hooks = None
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            if self._loop_thread is not None:
+                self._loop_thread.join(5)
+            self._loop = None
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- claiming --------------------------------------------------------------------------
+
+    def _claim_loop(self, burst: bool) -> None:
+        backend = self.mill.backend
+        failures = 0
+        while not self._stopping.is_set():
+            free = self.concurrency - len(self._running)
+            try:
+                if free > 0 and self._claim(free):
+                    failures = 0
+                    continue
+                if burst:
+                    if self._running or not self._writer_idle():
+                        self._slot_freed.wait(0.05)
+                        self._slot_freed.clear()
+                        continue
+                    report = self._maintenance.run_once(self.mill.now())
+                    if report.promoted or report.fired or report.rescued or self._claim(free):
+                        continue
+                    return
+                if free <= 0:
+                    self._slot_freed.wait(self.poll)
+                    self._slot_freed.clear()
+                    continue
+                now = self.mill.now()
+                due = backend.next_due()
+                if due is not None and due <= now and backend.promote_due(now, 1000):
+                    continue
+                timeout = self.poll
+                if due is not None:
+                    timeout = max(0.001, min(timeout, (due - now).total_seconds()))
+                backend.wait_for_work(timeout)
+                failures = 0
+            except BackendUnavailable as exc:
+                failures += 1
+                wait = min(0.2 * 2 ** failures, 10.0)
+                log.warning("store unavailable (%s); retrying in %.1fs", exc, wait)
+                self._stopping.wait(wait)
+
+    def _writer_idle(self) -> bool:
+        return self._writer is None or self._writer.idle()
+
+    def _claim(self, limit: int) -> int:
+        now = self.mill.now()
+        jobs = self.mill.backend.claim(self.queues, limit, self.id, secrets.token_hex(8),
+                                       now + timedelta(seconds=self.lease), now)
+        for job in jobs:
+            self._start_job(job)
+        return len(jobs)
+
+    def _start_job(self, job: Job) -> None:
+        job._mill = self.mill
+        definition = self.mill.registry.get(job.task)
+        ctx = Context(self.mill, job, self._writer)
+        running = Running(job, ctx, definition)
+        with self._lock:
+            self._running[job.id] = running
+        self.mill.emit("started", job)
+        if definition is None:
+            error = JobError("UnknownTask", f"this worker has no task named {job.task!r}")
+            self._decide(running, Failed(error))
+            self._release(running)
+            return
+        if definition.is_async and self._loop is not None:
+            running.future = asyncio.run_coroutine_threadsafe(self._run_async(running), self._loop)
+        else:
+            assert self._pool is not None
+            running.future = self._pool.submit(self._run_sync, running)
+
+    # -- running one job -------------------------------------------------------------------
+
+    def _run_sync(self, running: Running) -> None:
+        assert running.definition is not None
+        try:
+            args, kwargs = running.definition.revive(running.job.args, running.job.kwargs)
+            value = running.definition.call(running.ctx, *args, **kwargs)
+            outcome = self._outcome_of_value(running, value)
+        except BaseException as exc:
+            outcome = self._outcome_of_error(running, exc)
+        self._decide(running, outcome)
+        self._release(running)
+
+    async def _run_async(self, running: Running) -> None:
+        assert running.definition is not None
+        try:
+            args, kwargs = running.definition.revive(running.job.args, running.job.kwargs)
+            value = await running.definition.call(running.ctx, *args, **kwargs)
+            outcome = self._outcome_of_value(running, value)
+        except asyncio.CancelledError as exc:
+            outcome = self._outcome_of_error(running, exc)
+        except Exception as exc:
+            outcome = self._outcome_of_error(running, exc)
+        self._decide(running, outcome)
+        self._release(running)
+
+    def _outcome_of_value(self, running: Running, value: Any) -> Outcome:
+        limit = self.mill.payload_limit
+        try:
+            if isinstance(value, Continue):
+                payload.dumps(value.state, "state", limit)
+                return Continued(value.state, delay_seconds(value.delay, "Continue delay"))
+            payload.dumps(value, "result", limit)
+        except (PayloadError, ScheduleError) as exc:
+            return Failed(_error_of(exc), retryable=False)
+        return Succeeded(value)
+
+    def _outcome_of_error(self, running: Running, exc: BaseException) -> Outcome:
+        ctx, job = running.ctx, running.job
+        if ctx.timed_out:
+            return Failed(JobError("TimeoutError", f"the run took longer than its timeout of "
+                                   f"{job.timeout}s"))
+        if isinstance(exc, Cancelled | asyncio.CancelledError):
+            if job.cancel_requested:
+                return Aborted(job.cancel_reason)
+            if ctx.shutting_down:
+                return HandedBack()
+            return Aborted(str(exc) or "cancelled by the task")
+        if ctx.shutting_down and not job.cancel_requested:
+            return HandedBack()
+        if isinstance(exc, Retry):
+            try:
+                wait = None if exc.delay is None else delay_seconds(exc.delay, "Retry delay")
+            except ScheduleError as bad:
+                return Failed(_error_of(bad), retryable=False)
+            return Failed(JobError("Retry", str(exc)), retryable=True, delay=wait)
+        definition = running.definition
+        retryable = not (definition and isinstance(exc, definition.no_retry))
+        return Failed(_error_of(exc), retryable=retryable)
+
+    def _decide(self, running: Running, outcome: Outcome) -> None:
+        """Turn an outcome into the guarded write; only the first outcome of a run counts."""
+        with self._lock:
+            if running.decided:
+                return
+            running.decided = True
+        job = running.job
+        new = transitions.finish(job, outcome, self.mill.now(), self.mill.rng)
+        update = Update(new, JobState.RUNNING, job.claim_token)
+        assert self._writer is not None
+        self._writer.complete(update, lambda ok: self._after(running, new, ok))
+
+    def _release(self, running: Running) -> None:
+        with self._lock:
+            self._running.pop(running.job.id, None)
+        self._slot_freed.set()
+
+    def _after(self, running: Running, new: Job, ok: bool) -> None:
+        if not ok:
+            self.counts["lost"] += 1
+            log.warning("job %s: the lease was lost (rescued by another worker?); this run's "
+                        "outcome is discarded", new.id)
+            return
+        key = {JobState.SCHEDULED: "retried"}.get(new.state, new.state.value)
+        if key in self.counts:
+            self.counts[key] += 1
+        new._mill = self.mill
+        self.mill.emit(new.state.value if new.state.terminal else "requeued", new)
+        if running.definition is not None and running.definition.task_class is not None:
+            self._schedule_hooks(running.definition, running.ctx, new)
+
+    def _after_rescue(self, old: Job, new: Job) -> None:
+        definition = self.mill.registry.get(new.task)
+        if definition is not None and definition.task_class is not None and new.state.terminal:
+            self._schedule_hooks(definition, Context(self.mill, new, None), new)
+
+    def _schedule_hooks(self, definition: TaskDef, ctx: Context, new: Job) -> None:
+        if not new.state.terminal:
+            return
+        if self._hooks is None:
+            self._hooks = concurrent.futures.ThreadPoolExecutor(2, "taskmill-hooks")
+        self._hooks.submit(_run_hooks, definition, ctx, new)
+
+    # -- the ticker: cancel polls, heartbeats, timeouts, maintenance -------------------------
+
+    def _tick_loop(self) -> None:
+        last_cancel = last_beat = last_maintenance = 0.0
+        while not (self._stopping.is_set() and not self._running):
+            now_m = time.monotonic()
+            try:
+                self._check_timeouts()
+                if self._running and now_m - last_cancel >= CANCEL_POLL:
+                    last_cancel = now_m
+                    self._poll_cancels()
+                if self._running and now_m - last_beat >= self.lease / 3:
+                    last_beat = now_m
+                    self._heartbeat()
+                if not self._stopping.is_set() and now_m - last_maintenance >= MAINTENANCE_EVERY:
+                    last_maintenance = now_m
+                    self._maintenance.run_once(self.mill.now())
+            except BackendUnavailable as exc:
+                log.warning("store unavailable in the ticker: %s", exc)
+            except Exception:
+                log.exception("ticker failed")
+            time.sleep(TICK)
+
+    def _check_timeouts(self) -> None:
+        with self._lock:
+            late = [r for r in self._running.values() if not r.decided
+                    and r.ctx.time_left is not None and r.ctx.time_left <= 0
+                    and not r.ctx.timed_out]
+        for r in late:
+            r.ctx.timed_out = True
+            r.ctx._request_stop()
+            if r.definition is not None and r.definition.is_async and r.future is not None:
+                r.future.cancel()
+            else:
+                # A thread cannot be killed: the attempt fails now and its late return is ignored.
+                self._decide(r, Failed(JobError("TimeoutError", f"the run took longer than its "
+                                                f"timeout of {r.job.timeout}s")))
+
+    def _poll_cancels(self) -> None:
+        with self._lock:
+            ids = [i for i, r in self._running.items() if not r.job.cancel_requested]
+        for job_id, reason in self.mill.backend.cancel_requests(ids).items():
+            r = self._running.get(job_id)
+            if r is not None:
+                r.job.cancel_requested, r.job.cancel_reason = True, reason
+                r.ctx._request_stop()
+
+    def _heartbeat(self) -> None:
+        with self._lock:
+            leases = [(i, r.job.claim_token) for i, r in self._running.items()
+                      if r.job.claim_token and not r.decided]
+        if not leases:
+            return
+        now = self.mill.now()
+        lost = self.mill.backend.heartbeat([(i, t) for i, t in leases if t], now + timedelta(
+            seconds=self.lease), now)
+        for job_id in lost:
+            r = self._running.get(job_id)
+            if r is not None and not r.decided:
+                log.warning("job %s: lease lost; asking it to stop", job_id)
+                r.ctx._request_stop()
+
+
+def _error_of(exc: BaseException) -> JobError:
+    text = "".join(traceback.format_exception(exc))
+    return JobError(type(exc).__name__, str(exc), text)
+
+
+def _run_hooks(definition: TaskDef, ctx: Context, job: Job) -> None:
+    instance = ctx._instance or (definition.task_class() if definition.task_class else None)
+    if instance is None:
+        return
+    try:
+        if job.state is JobState.SUCCEEDED:
+            instance.on_done(ctx, job.result)
+        elif job.state is JobState.FAILED:
+            if job.error is not None and job.error.type == transitions.MAX_ITERATIONS_REASON:
+                instance.on_max_iterations(ctx)
+            instance.on_error(ctx, job.error)
+        elif job.state is JobState.CANCELLED:
+            instance.on_abort(ctx)
+    except Exception:
+        log.exception("a hook of task %s failed (job %s)", definition.name, job.id)
