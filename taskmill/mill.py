@@ -415,6 +415,14 @@ class Mill:
 
     # -- running ---------------------------------------------------------------------------
 
+    def asgi(self, authenticate: Callable[[Any], Any] | None = None) -> Any:
+        """The dashboard, HTTP API and GraphQL as one ASGI app, to serve or mount."""
+        try:
+            from .web import create_app  # type: ignore[import-not-found,unused-ignore]
+        except ImportError as exc:
+            raise ConfigError("the web interface needs `pip install taskmill[web]`") from exc
+        return create_app(self, authenticate=authenticate)
+
     def worker(self, queues: str | Sequence[str] = "*", concurrency: int = 8,
                lease: Any = "30s", poll: Any = "1s", grace: Any = "30s") -> Worker:
         """A worker over this mill's store; nothing runs until `run()` or `start()`."""
