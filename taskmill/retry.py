@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from datetime import timedelta
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -34,7 +35,7 @@ def parse(spec: RetrySpec) -> dict[str, Any]:
         return {"backoff": spec}
     if isinstance(spec, Mapping) or (isinstance(spec, Sequence) and not isinstance(spec, str)
                                       and len(spec) == 2 and isinstance(spec[0], int)
-                                      and not isinstance(spec[1], Sequence | Mapping)):
+                                      and isinstance(spec[1], str | int | float | timedelta)):
         spec = [spec]
     if isinstance(spec, str) or not isinstance(spec, Sequence) or not spec:
         raise ConfigError(f"retry {spec!r} is not a number of retries nor a list of (tries, interval)")

@@ -332,11 +332,9 @@ def _input_model(cls: type[Task]) -> type[BaseModel] | None:
     except Exception as exc:
         raise ConfigError(f"cannot read the input type of {cls.__name__}.run: {exc}") from exc
     model = hints.get("input")
-    if model is None:
-        return None
-    if not (inspect.isclass(model) and issubclass(model, BaseModel)):
-        raise ConfigError(f"{cls.__name__}.run's input must be annotated with a pydantic model")
-    return model
+    if inspect.isclass(model) and issubclass(model, BaseModel):
+        return model
+    return None  # no model: `input` is the keyword arguments as a dict
 
 
 def _adapters(fn: Callable[..., Any], params: list[inspect.Parameter]) -> dict[str, TypeAdapter[Any]]:
