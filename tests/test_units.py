@@ -7,8 +7,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from taskmill import ConfigError, InvalidTransition, JobError, JobState, PayloadError, ScheduleError
-from taskmill import payload, retry, transitions
+from taskmill import (
+    ConfigError,
+    InvalidTransition,
+    JobError,
+    JobState,
+    PayloadError,
+    ScheduleError,
+    payload,
+    retry,
+    transitions,
+)
 from taskmill.job import Job
 from taskmill.schedule import Schedule
 from taskmill.timeutil import aware, delay_seconds, seconds
