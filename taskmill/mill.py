@@ -26,7 +26,7 @@ from .job import PENDING, STATES, TERMINAL, Job, JobState, LogRecord
 from .retry import max_attempts as policy_attempts
 from .retry import parse as parse_retry
 from .task import TaskDef, TaskHandle, build_definition
-from .timeutil import aware, delay_seconds, utcnow
+from .timeutil import Duration, aware, delay_seconds, seconds, utcnow
 
 if TYPE_CHECKING:
     from .worker.worker import Worker
@@ -68,13 +68,13 @@ class Mill:
     """Tasks, jobs and the store they live in. `Mill()` opens `TASKMILL_URL` or ./taskmill.db."""
 
     def __init__(self, url: str | None = None, *, clock: Callable[[], datetime] | None = None,
-                 payload_limit: int = payload.DEFAULT_LIMIT, retention: float = 7 * 86400.0,
+                 payload_limit: int = payload.DEFAULT_LIMIT, retention: Duration = "7d",
                  backend: Backend | None = None) -> None:
         self.url = url or os.environ.get("TASKMILL_URL") or DEFAULT_URL
         self._backend = backend
         self.clock = clock or utcnow
         self.payload_limit = payload_limit
-        self.retention = retention
+        self.retention = seconds(retention, what="retention")
         self.registry: dict[str, TaskDef] = {}
         self._handles: dict[str, TaskHandle] = {}
         self._listeners: list[Listener] = []
