@@ -362,6 +362,8 @@ class Worker:
             self.counts[key] += 1
         new._mill = self.mill
         self.mill.emit(new.state.value if new.state.terminal else "requeued", new)
+        if not new.state.terminal:  # a retry or a next iteration: wake the claim loops now
+            self.mill.backend.notify()
         if running.definition is not None and running.definition.task_class is not None:
             self._schedule_hooks(running.definition, running.ctx, new)
 
