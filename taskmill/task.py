@@ -297,7 +297,7 @@ def build_definition(source: Any, options: dict[str, Any]) -> TaskDef:
         retry=retry_policy.parse(opts["retry"]) if "retry" in opts else retry_policy.parse(12),
         no_retry=tuple(no_retry), timeout=None if timeout is None else seconds(timeout, what="timeout"),
         schedule=Schedule.parse(opts.get("every"), opts.get("cron"), opts.get("tz")),
-        max_iterations=max_iterations, doc=inspect.getdoc(source) or "",
+        max_iterations=max_iterations, doc=inspect.cleandoc(source.__doc__ or ""),
     )
     if inspect.isclass(source):
         if not issubclass(source, Task):
