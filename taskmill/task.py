@@ -305,6 +305,9 @@ def build_definition(source: Any, options: dict[str, Any]) -> TaskDef:
         if source.run is Task.run:
             raise ConfigError(f"{source.__name__} must define run(self, ctx, input)")
         model = _input_model(source)
+        if common["schedule"] is not None and model is not None and any(
+                f.is_required() for f in model.model_fields.values()):
+            raise ConfigError(f"periodic task {name!r} runs without input: give its fields defaults")
         cls = source
 
         def call(ctx: Any, *args: Any, **kwargs: Any) -> Any:
@@ -322,6 +325,9 @@ def build_definition(source: Any, options: dict[str, Any]) -> TaskDef:
                                              params[0].POSITIONAL_OR_KEYWORD):
         raise ConfigError(f"task {name!r} must take the job context as its first parameter "
                           f"(def {name}(ctx, ...))")
+    if common["schedule"] is not None and any(
+            p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params[1:]):
+        raise ConfigError(f"periodic task {name!r} runs without arguments: give its parameters defaults")
     return TaskDef(call=source, is_async=inspect.iscoroutinefunction(source), signature=signature,
                    adapters=_adapters(source, params[1:]), **common)
 
