@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from . import transitions
+from .errors import TaskmillError
 from .job import Job, JobState
 
 if TYPE_CHECKING:
@@ -80,8 +81,12 @@ class Maintenance:
                 continue
             if not state.enabled or (state.last_slot is not None and state.last_slot >= slot):
                 continue
-            job = self.mill.build(definition.name, now=now,
-                                  title=f"{definition.name} @ {slot.isoformat()}")
+            try:
+                job = self.mill.build(definition.name, now=now,
+                                      title=f"{definition.name} @ {slot.isoformat()}")
+            except TaskmillError as exc:  # one broken definition must not stop the others
+                log.error("periodic task %s cannot be enqueued: %s", definition.name, exc)
+                continue
             job.state, job.scheduled_at = JobState.QUEUED, now
             stored = backend.periodic_fire(definition.name, slot, job, now)
             if stored is not None:
