@@ -169,6 +169,10 @@ class Backend(abc.ABC):
 
         time.sleep(timeout)
 
+    def durability_warning(self) -> str | None:
+        """What a worker should warn of at start when this store may lose acknowledged jobs."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - optional
         """Release connections."""
 

@@ -125,6 +125,12 @@ class SQLiteBackend(Backend):
                     conn.execute(statement)
             conn.execute(Q["set_schema_version"], (str(SCHEMA_VERSION),))
 
+    def durability_warning(self) -> str | None:
+        if self.synchronous == "normal":
+            return (f"{self.path} runs with synchronous=normal: jobs acknowledged just before a "
+                    f"power loss or OS crash may be lost (a process crash loses nothing)")
+        return None
+
     def close(self) -> None:
         with self._lock:
             if self._conn is not None and self._pid == os.getpid():

@@ -158,6 +158,9 @@ class Worker:
 
     def _setup(self) -> None:
         self._signals = 0
+        warning = self.mill.backend.durability_warning()
+        if warning:
+            log.warning(warning)
         self._writer = Writer(self.mill)
         self._writer.start()
         self._pool = concurrent.futures.ThreadPoolExecutor(self.concurrency, "taskmill-task")
