@@ -194,6 +194,10 @@ class Worker:
             for r in left:
                 self._decide(r, HandedBack())
         assert self._writer is not None and self._pool is not None
+        self._writer.flush()
+        if self._hooks is not None:  # hooks log through the writer: let them finish first
+            self._hooks.shutdown(wait=True)
+            self._hooks = None
         self._writer.stop()
         self._stopping.set()
         if self._ticker is not None:
