@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from . import retry as retry_policy
 from .errors import ConfigError, InvalidInput
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 TASK_OPTIONS = ("name", "queue", "priority", "retry", "no_retry", "timeout", "every", "cron", "tz",
                 "max_iterations")
 DEFAULT_MAX_ITERATIONS = 1000
+_STRICT_JSON = ConfigDict(ser_json_inf_nan="constants")
 
 
 def field_errors(exc: ValidationError, prefix: tuple[str | int, ...] = ()) -> list[dict[str, Any]]:
@@ -350,9 +351,14 @@ def _adapters(fn: Callable[..., Any], params: list[inspect.Parameter]) -> dict[s
         hints = {}
     out: dict[str, TypeAdapter[Any]] = {}
     for param in params:
-        if param.name in hints and param.kind not in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-            try:
-                out[param.name] = TypeAdapter(hints[param.name])
-            except Exception as exc:
-                raise ConfigError(f"cannot validate parameter {param.name!r}: {exc}") from exc
+        hint = hints.get(param.name, Any)
+        if hint is Any or hint is object or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue  # nothing to check: the payload policy alone applies
+        try:
+            if inspect.isclass(hint) and issubclass(hint, BaseModel):
+                out[param.name] = TypeAdapter(hint)
+            else:  # keep NaN/inf as they are, so the payload policy refuses them
+                out[param.name] = TypeAdapter(hint, config=_STRICT_JSON)
+        except Exception as exc:
+            raise ConfigError(f"cannot validate parameter {param.name!r}: {exc}") from exc
     return out
