@@ -171,6 +171,8 @@ class Worker:
             self._loop_thread.start()
         self._ticker = threading.Thread(target=self._tick_loop, name="taskmill-ticker", daemon=True)
         self._ticker.start()
+        with contextlib.suppress(TaskmillError):  # listen for wake-ups before the first claim
+            self.mill.backend.wait_for_work(0)
 
     def _shutdown(self) -> None:
         deadline = time.monotonic() + self.grace
