@@ -90,7 +90,7 @@ class Mill:
         return self._backend
 
     def now(self) -> datetime:
-        return self.clock()
+        return aware(self.clock(), "the clock's time")  # UTC, whatever zone the clock keeps
 
     def close(self) -> None:
         if self._backend is not None:

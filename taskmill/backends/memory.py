@@ -32,6 +32,8 @@ class MemoryBackend(Backend):
 
     def enqueue(self, jobs: Sequence[Job], now: datetime) -> list[Job]:
         out: list[Job] = []
+        for job in jobs:  # what a store cannot write fails the whole batch before any is stored
+            encode_unchecked([job.args, job.kwargs, job.retry])
         with self._lock:
             for job in jobs:
                 if job.unique and job.unique_key:
