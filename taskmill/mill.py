@@ -242,7 +242,9 @@ class Mill:
         stored = self.backend.enqueue(jobs, self.now())
         for job in stored:
             job._mill = self
-        if any(j.state is JobState.QUEUED or j.state is JobState.SCHEDULED for j in stored):
+        # A backend that sends the wake-up in the enqueue's own transaction needs no second one.
+        if not getattr(self.backend, "notifies_on_enqueue", False) and any(
+                j.state is JobState.QUEUED or j.state is JobState.SCHEDULED for j in stored):
             self.backend.notify()
         if self._listeners:
             for job in stored:

@@ -1,0 +1,705 @@
+"""PostgreSQL: many worker hosts on one database. psycopg 3 with its pool; `?schema=` isolates an
+installation. Claims are one `FOR UPDATE SKIP LOCKED` statement; wake-ups are LISTEN/NOTIFY."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import re
+import select
+import threading
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import psycopg
+from psycopg import pq
+from psycopg.rows import dict_row
+from psycopg.types.json import set_json_loads
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from ..errors import BackendUnavailable, ConfigError
+from ..job import Job, JobError, JobState, LogRecord, Update
+from ..payload import encode_unchecked
+from .base import Backend, JobFilter, NewLog, PeriodicState, external_connection
+from .sql import queries
+
+log = logging.getLogger("taskmill.postgres")
+
+SCHEMA_VERSION = 1
+# The query that brings the schema from the version before to each version.
+MIGRATIONS = {1: "schema"}
+DEFAULT_SCHEMA = "taskmill"
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,53}$")
+_BIGINT = 1 << 63
+_TERMINATED = (pq.TransactionStatus.UNKNOWN,)
+# A JSON string, or a number written with an exponent (Python writes floats from 1e16 up so).
+_EXPONENT = re.compile(r'"(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?[eE][+-]?\d+')
+
+
+def _whole_float(match: re.Match[str]) -> str:
+    token = match.group()
+    if token[0] == '"':
+        return token
+    number = float(token)
+    return format(number, ".1f") if number.is_integer() else token
+
+
+def _dumps(value: Any) -> str | None:
+    """JSON text for a jsonb column. jsonb keeps numbers as decimals and prints `1e+16` back as
+    `10000000000000000`, which reads as an int: such floats are written out in full with `.0`
+    (exactly the same value), so a float comes back a float."""
+    text = encode_unchecked(value)
+    if text is None or ("e+" not in text and "E+" not in text):
+        return text
+    return _EXPONENT.sub(_whole_float, text)
+
+
+@cache
+def _dialect(schema: str) -> dict[str, str]:
+    """The queries with this installation's schema and channel names filled in."""
+    quoted, channel = f'"{schema}"', f'"taskmill_{schema}"'
+    return {name: sql.replace("{schema}", quoted).replace("{channel}", channel)
+            for name, sql in queries("postgres").items()}
+
+
+def _flag(value: str, what: str) -> bool:
+    lowered = value.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{what} must be true or false, got {value!r}")
+
+
+def _number(value: str, what: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not number > 0:
+        raise ConfigError(f"{what} must be a positive number, got {value!r}")
+    return number
+
+
+class PostgresBackend(Backend):
+    """Jobs in PostgreSQL tables of one schema. `postgresql://user@host/db?schema=NAME`; the
+    options `migrate=false` (leave the schema to `taskmill migrate`), `pool_max=N` (connections
+    per process, default 10) and `pool_timeout=SECONDS` (how long a call waits for a connection
+    before it raises `BackendUnavailable`, default 5); the rest goes to libpq."""
+
+    supports_external_connection = True
+    notifies_on_enqueue = True
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        parts = urlsplit(url)
+        if parts.scheme not in ("postgresql", "postgres"):
+            raise ConfigError(f"not a postgresql URL: {url!r}")
+        options = dict(parse_qsl(parts.query, keep_blank_values=True))
+        self.schema = options.pop("schema", DEFAULT_SCHEMA)
+        if not _IDENTIFIER.match(self.schema):
+            raise ConfigError(f"schema must be a name of letters, digits and '_' (at most 54), "
+                              f"got {self.schema!r}")
+        self.auto_migrate = _flag(options.pop("migrate", "true"), "migrate")
+        self.pool_max = int(_number(options.pop("pool_max", "10"), "pool_max"))
+        self.pool_timeout = _number(options.pop("pool_timeout", "5"), "pool_timeout")
+        options.setdefault("connect_timeout", "5")
+        options.setdefault("application_name", f"taskmill:{self.schema}")
+        self.conninfo = urlunsplit(parts._replace(query=urlencode(options)))
+        try:
+            psycopg.conninfo.conninfo_to_dict(self.conninfo)
+        except psycopg.Error as exc:
+            raise ConfigError(f"bad PostgreSQL URL {self._display()}: {exc}") from None
+        self.channel = f"taskmill_{self.schema}"
+        self.q = _dialect(self.schema)
+        self._lock = threading.Lock()
+        self._pool: ConnectionPool[Any] | None = None
+        self._pid = os.getpid()
+        self._ready = False
+        self._forked: list[Any] = []  # pools and connections of the parent: never used or closed
+        self._listener: psycopg.Connection[Any] | None = None
+        self._listen_lock = threading.Lock()
+        self._wake = threading.Condition()
+        self._wakes = 0
+
+    def _display(self) -> str:
+        """The URL without its password, for messages."""
+        parts = urlsplit(self.url)
+        host = parts.hostname or ""
+        netloc = (f"{parts.username}@" if parts.username else "") + host + (
+            f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))
+
+    # -- connections, and the one place driver errors are translated ------------------------
+
+    @contextlib.contextmanager
+    def _driver_errors(self) -> Iterator[None]:
+        """Every psycopg error becomes `BackendUnavailable` here, and only here."""
+        try:
+            yield
+        except PoolTimeout as exc:
+            raise BackendUnavailable(f"PostgreSQL at {self._display()}: no connection within "
+                                     f"{self.pool_timeout:g}s (is the server up?)") from exc
+        except psycopg.Error as exc:
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise BackendUnavailable(f"PostgreSQL at {self._display()}: {detail}") from exc
+
+    def _get_pool(self) -> ConnectionPool[Any]:
+        if self._pool is not None and self._pid == os.getpid():
+            return self._pool
+        with self._lock:
+            if self._pid != os.getpid():
+                self._drop_inherited()
+            if self._pool is None:
+                pool: ConnectionPool[Any] = ConnectionPool(
+                    self.conninfo, min_size=1, max_size=self.pool_max, open=False,
+                    kwargs={"autocommit": True}, configure=_configure,
+                    timeout=self.pool_timeout, reconnect_timeout=10.0,
+                    name=f"taskmill:{self.schema}")
+                pool.open(wait=False)
+                self._pool = pool
+            return self._pool
+
+    @contextlib.contextmanager
+    def _conn(self) -> Iterator[psycopg.Connection[Any]]:
+        """A live pooled connection (autocommit): one statement is one transaction."""
+        with self._driver_errors():
+            if not self._ready:
+                self._prepare()
+            pool = self._get_pool()
+            conn = pool.getconn()
+            for _ in range(pool.max_size):
+                if _alive(conn):
+                    break
+                # The server ended it while it sat in the pool (a restart, pg_terminate_backend):
+                # throw it away and take another, so the caller never sees a dead connection.
+                conn.close()
+                pool.putconn(conn)
+                conn = pool.getconn()
+            try:
+                yield conn
+            finally:
+                pool.putconn(conn)
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[psycopg.Cursor[Any]]:
+        """A cursor in one transaction on a pooled connection."""
+        with self._conn() as conn, conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+            yield cur
+
+    @contextlib.contextmanager
+    def _cursor(self) -> Iterator[psycopg.Cursor[Any]]:
+        """A cursor on a pooled autocommit connection: each statement commits on its own."""
+        with self._conn() as conn, conn.cursor(row_factory=dict_row) as cur:
+            yield cur
+
+    def _rows(self, name: str, params: Any = None) -> list[Any]:
+        with self._conn() as conn:
+            return conn.execute(self.q[name], params).fetchall()
+
+    def _drop_inherited(self) -> None:
+        """After fork(): forget the parent's connections without closing them (closing would end
+        the parent's sessions too); this process opens its own."""
+        self._forked.extend(x for x in (self._pool, self._listener) if x is not None)
+        self._pool, self._listener = None, None
+        self._pid = os.getpid()
+
+    def after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self._listen_lock = threading.Lock()
+        self._wake = threading.Condition()
+        self._drop_inherited()
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+            listener, self._listener = self._listener, None
+            mine = self._pid == os.getpid()
+        if not mine:
+            return
+        if listener is not None:
+            with contextlib.suppress(psycopg.Error):
+                listener.close()
+        if pool is not None:
+            pool.close(timeout=5.0)
+
+    # -- schema ----------------------------------------------------------------------------
+
+    def _prepare(self) -> None:
+        with self._lock:
+            if self._ready:
+                return
+        if self.auto_migrate:
+            self.migrate()
+        else:
+            version = self.schema_version()
+            if version != SCHEMA_VERSION:
+                raise ConfigError(f"the taskmill schema {self.schema!r} is at version {version}, "
+                                  f"this taskmill needs {SCHEMA_VERSION}: run `taskmill migrate`")
+        self._ready = True
+
+    def schema_version(self) -> int:
+        """The version of the schema in place (0: none)."""
+        with self._driver_errors(), self._get_pool().connection() as conn:
+            return self._version(conn)
+
+    def _version(self, conn: psycopg.Connection[Any]) -> int:
+        if not _one(conn.execute(self.q["meta_exists"], (self.schema,)))[0]:
+            return 0
+        row = conn.execute(self.q["schema_version"]).fetchone()
+        return int(row[0]) if row else 0
+
+    def migrate(self) -> int:
+        """Create the schema, or bring it up to this taskmill's version; safe to run from many
+        processes at once (they take turns on an advisory lock). Returns the version."""
+        with self._driver_errors(), self._get_pool().connection() as conn, conn.transaction():
+            conn.execute(self.q["lock_keys"], ([self._lock_key("migrate")],))
+            if not _one(conn.execute(self.q["schema_exists"], (self.schema,)))[0]:
+                conn.execute(self.q["create_schema"])
+            conn.execute(self.q["create_meta"])
+            version = self._version(conn)
+            if version > SCHEMA_VERSION:
+                raise ConfigError(f"the taskmill schema {self.schema!r} was written by a newer "
+                                  f"taskmill (version {version}, this one knows {SCHEMA_VERSION})")
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                conn.execute(self.q[MIGRATIONS[step]])
+                log.info("taskmill schema %r migrated to version %d", self.schema, step)
+            conn.execute(self.q["set_schema_version"], (str(SCHEMA_VERSION),))
+        self._ready = True
+        return SCHEMA_VERSION
+
+    def _lock_key(self, key: str) -> int:
+        digest = hashlib.sha1(f"taskmill\x1f{self.schema}\x1f{key}".encode()).digest()
+        return int.from_bytes(digest[:8], "big", signed=True)
+
+    # -- enqueue ---------------------------------------------------------------------------
+
+    def enqueue(self, jobs: Sequence[Job], now: datetime) -> list[Job]:
+        """All or none, in one transaction; a batch without unique jobs is one statement. On an
+        application's connection (`Mill.using`) the jobs join its transaction and nothing is
+        committed here: the jobs, and the wake-up, exist once the application commits."""
+        if not jobs:
+            return []
+        rows = [_insert_params(job) for job in jobs]  # payload errors surface before any I/O
+        outside = external_connection.get()
+        if outside is not None:
+            return self._enqueue_outside(outside, jobs, rows)
+        if not any(job.unique and job.unique_key for job in jobs):
+            with self._cursor() as cur:
+                return self._insert(cur, jobs, rows)
+        with self._tx() as cur:
+            return self._insert_unique(cur, jobs, rows)
+
+    def _enqueue_outside(self, conn: Any, jobs: Sequence[Job], rows: list[tuple[Any, ...]]
+                         ) -> list[Job]:
+        if not isinstance(conn, psycopg.Connection):
+            raise ConfigError(f"Mill.using() takes an open psycopg (sync) Connection, got "
+                              f"{type(conn).__name__}")
+        if not self._ready:
+            with self._driver_errors():
+                self._prepare()
+        with self._driver_errors():
+            # In an open transaction (or autocommit): a savepoint, or a transaction of our own.
+            # On a connection with no transaction yet: run in the one psycopg begins, which
+            # the application commits or rolls back.
+            idle = conn.info.transaction_status == pq.TransactionStatus.IDLE
+            block = (contextlib.nullcontext() if idle and not conn.autocommit
+                     else conn.transaction())
+            with block, conn.cursor(row_factory=dict_row) as cur:
+                set_json_loads(json.loads, cur)
+                if any(job.unique and job.unique_key for job in jobs):
+                    return self._insert_unique(cur, jobs, rows)
+                return self._insert(cur, jobs, rows)
+
+    def _insert(self, cur: psycopg.Cursor[Any], jobs: Sequence[Job], rows: list[tuple[Any, ...]]
+                ) -> list[Job]:
+        if len(jobs) == 1:
+            jobs[0].id = str(_one(cur.execute(self.q["insert_job"], (*rows[0], self.channel)))["id"])
+            return list(jobs)
+        params: dict[str, Any] = {name: [row[i] for row in rows]
+                                  for i, name in enumerate(_INSERT_COLUMNS)}
+        params["channel"] = self.channel
+        new_ids = _one(cur.execute(self.q["insert_jobs"], params))["array_agg"]
+        for job, new_id in zip(jobs, sorted(new_ids), strict=True):
+            job.id = str(new_id)
+        return list(jobs)
+
+    def _insert_unique(self, cur: psycopg.Cursor[Any], jobs: Sequence[Job],
+                       rows: list[tuple[Any, ...]]) -> list[Job]:
+        """Jobs in order, a unique one matched against pending jobs under an advisory lock on its
+        key (held to the end of the transaction), so two callers never both insert it."""
+        keys = sorted({self._lock_key(j.unique_key) for j in jobs if j.unique and j.unique_key})
+        cur.execute(self.q["lock_keys"], (keys,))
+        out: list[Job] = []
+        for job, row in zip(jobs, rows, strict=True):
+            match = self._find_pending(cur, job) if job.unique and job.unique_key else None
+            if match is not None:
+                out.append(match)
+                continue
+            job.id = str(_one(cur.execute(self.q["insert_job"], (*row, self.channel)))["id"])
+            out.append(job)
+        return out
+
+    def _find_pending(self, cur: psycopg.Cursor[Any], job: Job) -> Job | None:
+        while True:
+            found = cur.execute(self.q["find_unique"], (job.unique_key,)).fetchone()
+            if found is None:
+                return None
+            if job.unique != "reschedule":
+                return _to_job(found)
+            moved = cur.execute(self.q["reschedule"], (job.scheduled_at, job.state.value,
+                                                      found["id"])).fetchone()
+            if moved is not None:
+                return _to_job(moved)
+            # A worker claimed it in between: it is no longer pending, look again.
+
+    # -- claim, finish, leases -------------------------------------------------------------
+
+    def claim(self, queues: Sequence[str] | None, limit: int, worker: str, token: str,
+              lease_until: datetime, now: datetime) -> list[Job]:
+        """One statement: the `FOR UPDATE SKIP LOCKED` pick and the update to running, so two
+        claimers never take one job and never wait for each other."""
+        params = {"queues": None if queues is None else list(queues), "limit": limit,
+                  "now": now, "token": token, "worker": worker, "lease_until": lease_until}
+        with self._cursor() as cur:
+            jobs = [_to_job(row) for row in cur.execute(self.q["claim"], params).fetchall()]
+        jobs.sort(key=lambda j: (-j.priority, j.scheduled_at, int(j.id)))
+        return jobs
+
+    def apply(self, updates: Sequence[Update], now: datetime) -> list[bool]:
+        """One statement for the batch (one transaction); each row only while the stored job is
+        still in `expect_state` under `expect_token`."""
+        if not updates:
+            return []
+        keys = [_int_or(u.job.id, -1) for u in updates]
+        if len(set(keys)) != len(keys):
+            # The same job twice: each write must see the one before it, so one at a time.
+            with self._tx() as cur:
+                return [self._apply(cur, [u])[0] for u in updates]
+        with self._cursor() as cur:
+            return self._apply(cur, updates)
+
+    def _apply(self, cur: psycopg.Cursor[Any], updates: Sequence[Update]) -> list[bool]:
+        # Rows are written in id order, as heartbeats do, so two batches never deadlock.
+        order = sorted(updates, key=lambda u: _int_or(u.job.id, -1))
+        params: dict[str, list[Any]] = {name: [] for name in _APPLY_COLUMNS}
+        for update in order:
+            for name, value in zip(_APPLY_COLUMNS, _apply_params(update), strict=True):
+                params[name].append(value)
+        written = {row["id"] for row in cur.execute(self.q["apply"], params).fetchall()}
+        return [_int_or(u.job.id, -1) in written for u in updates]
+
+    def heartbeat(self, leases: Sequence[tuple[str, str]], lease_until: datetime,
+                  now: datetime) -> list[str]:
+        """One statement: extends each lease still held under its token; returns the rest."""
+        if not leases:
+            return []
+        order = sorted(leases, key=lambda lease: _int_or(lease[0], -1))
+        params = {"lease_until": lease_until, "ids": [_int_or(i, -1) for i, _ in order],
+                  "tokens": [t for _, t in order]}
+        with self._cursor() as cur:
+            kept = {row["id"] for row in cur.execute(self.q["heartbeat"], params).fetchall()}
+        return [job_id for job_id, _ in leases if _int_or(job_id, -1) not in kept]
+
+    def set_progress(self, job_id: str, token: str, progress: float, message: str | None,
+                     now: datetime) -> bool:
+        """Applies only while the job runs under `token`."""
+        with self._cursor() as cur:
+            cur.execute(self.q["set_progress"], (progress, message, _int_or(job_id, -1), token))
+            return cur.rowcount == 1
+
+    def append_logs(self, records: Sequence[NewLog]) -> None:
+        """One statement; lines of jobs deleted meanwhile are dropped."""
+        if not records:
+            return
+        params = {"job_id": [_int_or(r.job_id, -1) for r in records],
+                  "attempt": [r.attempt for r in records], "at": [r.at for r in records],
+                  "level": [r.level for r in records], "message": [r.message for r in records]}
+        with self._cursor() as cur:
+            cur.execute(self.q["insert_log"], params)
+
+    def cancel_requests(self, job_ids: Sequence[str]) -> dict[str, str | None]:
+        if not job_ids:
+            return {}
+        rows = self._rows("cancel_requests", ([_int_or(i, -1) for i in job_ids],))
+        return {str(job_id): reason for job_id, reason in rows}
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def get(self, job_id: str) -> Job | None:
+        key = _int_or(job_id, None)
+        if key is None:
+            return None
+        with self._cursor() as cur:
+            row = cur.execute(self.q["get"], (key,)).fetchone()
+        return None if row is None else _to_job(row)
+
+    def query(self, where: JobFilter, limit: int, after: str | None) -> tuple[list[Job], str | None]:
+        params = {"states": [s.value for s in where.states] if where.states else None,
+                  "queue": where.queue, "task": where.task, "owner": where.owner,
+                  "parent": None if where.parent is None else _int_or(where.parent, -1),
+                  "after": None if after is None else _int_or(after, 0), "limit": limit + 1}
+        with self._cursor() as cur:
+            jobs = [_to_job(row) for row in cur.execute(self.q["query"], params).fetchall()]
+        if len(jobs) > limit:
+            return jobs[:limit], jobs[limit - 1].id
+        return jobs, None
+
+    def logs(self, job_id: str, limit: int | None) -> list[LogRecord]:
+        key = _int_or(job_id, -1)
+        rows = self._rows("logs", (key,)) if limit is None else self._rows("logs_tail", (key, limit))
+        return [LogRecord(at=at.astimezone(UTC), level=level, message=message, attempt=attempt,
+                          job_id=str(jid)) for jid, attempt, at, level, message in rows]
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for queue, state, count in self._rows("stats"):
+            out.setdefault(queue, {})[state] = count
+        return out
+
+    def next_due(self) -> datetime | None:
+        due = self._rows("next_due")[0][0]
+        return None if due is None else due.astimezone(UTC)
+
+    def expired(self, now: datetime, limit: int) -> list[Job]:
+        with self._cursor() as cur:
+            return [_to_job(row) for row in cur.execute(self.q["expired"], (now, limit)).fetchall()]
+
+    # -- deleting and maintenance ----------------------------------------------------------
+
+    def delete(self, job_id: str) -> bool:
+        """Deletes the job (and its logs) only if it is not running."""
+        key = _int_or(job_id, None)
+        if key is None:
+            return False
+        with self._cursor() as cur:
+            cur.execute(self.q["delete_job"], (key,))
+            return cur.rowcount == 1
+
+    def delete_where(self, states: Sequence[JobState], task: str | None, args: str | None,
+                     kwargs: str | None, queue: str | None, count: int | None) -> int:
+        """One statement; the matches are locked first, so a job claimed meanwhile is kept."""
+        params = {"states": [s.value for s in states], "task": task, "args": args,
+                  "kwargs": kwargs, "queue": queue, "count": count}
+        with self._cursor() as cur:
+            cur.execute(self.q["delete_where"], params)
+            return cur.rowcount
+
+    def promote_due(self, now: datetime, limit: int) -> int:
+        """One statement; a promotion under way elsewhere is waited for, not skipped, so once
+        this returns every job that was due is queued."""
+        with self._cursor() as cur:
+            cur.execute(self.q["promote_due"], {"now": now, "limit": limit})
+            return cur.rowcount
+
+    def prune(self, before: datetime, limit: int) -> int:
+        with self._cursor() as cur:
+            cur.execute(self.q["prune"], {"before": before, "limit": limit})
+            return cur.rowcount
+
+    # -- queues and periodic tasks ---------------------------------------------------------
+
+    def set_paused(self, queue: str, paused: bool) -> None:
+        with self._cursor() as cur:
+            cur.execute(self.q["set_paused"], (queue, paused))
+
+    def paused(self) -> set[str]:
+        return {row[0] for row in self._rows("paused")}
+
+    def periodic_states(self) -> dict[str, PeriodicState]:
+        return {name: PeriodicState(enabled, None if slot is None else slot.astimezone(UTC))
+                for name, enabled, slot in self._rows("periodic_states")}
+
+    def periodic_register(self, name: str, slot: datetime) -> None:
+        with self._cursor() as cur:
+            cur.execute(self.q["periodic_register"], (name, slot))
+
+    def periodic_set(self, name: str, enabled: bool, slot: datetime) -> None:
+        with self._cursor() as cur:
+            if enabled:
+                cur.execute(self.q["periodic_enable"], {"name": name, "slot": slot})
+            else:
+                cur.execute(self.q["periodic_disable"], (name, slot))
+
+    def periodic_fire(self, name: str, slot: datetime, job: Job, now: datetime) -> Job | None:
+        """One statement: the compare-and-set on the last slot and the insert of `job`."""
+        params = dict(zip(_INSERT_COLUMNS, _insert_params(job), strict=True))
+        params.update(name=name, slot=slot, channel=self.channel)
+        with self._cursor() as cur:
+            row = cur.execute(self.q["periodic_fire"], params).fetchone()
+        if row is None:
+            return None
+        job.id = str(row["id"])
+        return job
+
+    # -- wake-ups --------------------------------------------------------------------------
+
+    def notify(self) -> None:
+        """Wake waiting workers: those of this process at once, the others through NOTIFY.
+        Best effort: polling is the fallback, so a store that is down is not an error here."""
+        with self._wake:
+            self._wakes += 1
+            self._wake.notify_all()
+        try:
+            with self._conn() as conn:
+                conn.execute(self.q["notify"], (self.channel,))
+        except BackendUnavailable as exc:
+            log.debug("wake-up not sent: %s", exc)
+
+    def wait_for_work(self, timeout: float) -> None:
+        """Block until a NOTIFY on this installation's channel (or a `notify` in this process), or
+        `timeout` seconds. One thread listens on the one dedicated connection, opened on first
+        use; other threads of this process wait for it to pass the wake-up on."""
+        with self._wake:
+            seen = self._wakes
+        if not self._listen_lock.acquire(blocking=False):
+            with self._wake:
+                self._wake.wait_for(lambda: self._wakes != seen, timeout)
+            return
+        try:
+            woken = self._listen(timeout, seen)
+        finally:
+            self._listen_lock.release()
+        if woken:
+            with self._wake:
+                self._wakes += 1
+                self._wake.notify_all()
+
+    def _listen(self, timeout: float, seen: int) -> bool:
+        with self._driver_errors():
+            try:
+                conn = self._listening_connection()
+                if self._wakes != seen:
+                    return False
+                woken = any(True for _ in conn.notifies(timeout=timeout, stop_after=1))
+                if woken:  # wake-ups sent before this one are answered by the same claim
+                    for _ in conn.notifies(timeout=0):
+                        pass
+                return woken
+            except psycopg.Error:
+                self._drop_listener()
+                raise
+
+    def _listening_connection(self) -> psycopg.Connection[Any]:
+        if self._pid != os.getpid():
+            with self._lock:
+                self._drop_inherited()
+        if self._listener is not None and not self._listener.closed:
+            return self._listener
+        if not self._ready:
+            self._prepare()
+        conn = psycopg.connect(self.conninfo, autocommit=True)
+        try:
+            conn.execute(self.q["listen"])
+        except BaseException:
+            conn.close()
+            raise
+        self._listener = conn
+        return conn
+
+    def _drop_listener(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            with contextlib.suppress(Exception):
+                listener.close()
+
+
+# -- connections ---------------------------------------------------------------------------
+
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    """Every pooled connection: times in UTC, commits durable (whatever the server's default)."""
+    conn.execute("SET TIME ZONE 'UTC'")
+    conn.execute("SET synchronous_commit TO on")
+
+
+def _one(cursor: psycopg.Cursor[Any]) -> Any:
+    """The first row of a statement that always returns one."""
+    row = cursor.fetchone()
+    if row is None:
+        raise psycopg.ProgrammingError("the statement returned no row")
+    return row
+
+
+def _alive(conn: psycopg.Connection[Any]) -> bool:
+    """Whether an idle pooled connection still works, without a round trip: a healthy idle
+    connection has nothing to read, a terminated one has the server's goodbye or end of file."""
+    if conn.closed or conn.broken or conn.info.transaction_status in _TERMINATED:
+        return False
+    try:
+        readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    except (OSError, ValueError):
+        return False
+    if not readable:
+        return True
+    try:
+        conn.pgconn.consume_input()
+    except psycopg.Error:
+        return False
+    return conn.pgconn.status == pq.ConnStatus.OK
+
+
+# -- rows ----------------------------------------------------------------------------------
+
+_INSERT_COLUMNS = ("task", "queue", "state", "args", "kwargs", "priority", "max_attempts", "retry",
+                   "owner", "title", "parent", "result_url", "return_url", "unique_key",
+                   "created_at", "scheduled_at", "max_iterations", "timeout")
+
+_APPLY_COLUMNS = ("id", "expect_state", "expect_token", "state", "scheduled_at", "attempts",
+                  "max_attempts", "progress", "progress_message", "result", "error", "started_at",
+                  "finished_at", "iterations", "state_data", "cancel_requested", "cancel_reason",
+                  "claim_token", "worker", "lease_until")
+
+
+def _insert_params(job: Job) -> tuple[Any, ...]:
+    return (job.task, job.queue, job.state.value, _dumps(job.args), _dumps(job.kwargs),
+            job.priority, job.max_attempts, _dumps(job.retry), job.owner, job.title,
+            None if job.parent is None else int(job.parent), job.result_url, job.return_url,
+            job.unique_key, job.created_at, job.scheduled_at, job.max_iterations,
+            None if job.timeout is None else float(job.timeout))
+
+
+def _apply_params(update: Update) -> tuple[Any, ...]:
+    j = update.job
+    return (_int_or(j.id, -1), update.expect_state.value, update.expect_token, j.state.value,
+            j.scheduled_at, j.attempts, j.max_attempts, float(j.progress), j.progress_message,
+            _dumps(j.result), _dumps(j.error.to_json()) if j.error else None, j.started_at,
+            j.finished_at, j.iterations, _dumps(j.state_data), bool(j.cancel_requested),
+            j.cancel_reason, j.claim_token, j.worker, j.lease_until)
+
+
+def _int_or(value: Any, default: Any) -> Any:
+    """A job id as the bigint it is stored as, or `default` for what cannot be one."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return default
+    return number if -_BIGINT <= number < _BIGINT else default
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return None if value is None else value.astimezone(UTC)
+
+
+def _to_job(row: dict[str, Any]) -> Job:
+    return Job(
+        id=str(row["id"]), task=row["task"], queue=row["queue"], state=JobState(row["state"]),
+        args=row["args"], kwargs=row["kwargs"],
+        created_at=row["created_at"].astimezone(UTC),
+        scheduled_at=row["scheduled_at"].astimezone(UTC),
+        priority=row["priority"], attempts=row["attempts"], max_attempts=row["max_attempts"],
+        retry=row["retry"], progress=row["progress"], progress_message=row["progress_message"],
+        result=row["result"], error=JobError.from_json(row["error"]), owner=row["owner"],
+        title=row["title"], parent=None if row["parent"] is None else str(row["parent"]),
+        result_url=row["result_url"], return_url=row["return_url"], unique_key=row["unique_key"],
+        started_at=_utc(row["started_at"]), finished_at=_utc(row["finished_at"]),
+        iterations=row["iterations"], max_iterations=row["max_iterations"],
+        state_data=row["state_data"], timeout=row["timeout"],
+        cancel_requested=row["cancel_requested"], cancel_reason=row["cancel_reason"],
+        claim_token=row["claim_token"], worker=row["worker"], lease_until=_utc(row["lease_until"]),
+    )

@@ -1,0 +1,335 @@
+-- Queries of the PostgreSQL backend. Times are timestamptz, JSON is jsonb. `{schema}` and
+-- `{channel}` are replaced by the quoted names of the installation's schema and wake-up channel
+-- when the backend is opened; every table is named with its schema, so a query also runs on an
+-- application's own connection whatever its search_path. Parameters are psycopg's (%(name)s).
+
+-- name: schema_exists
+SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = %s);
+
+-- name: create_schema
+CREATE SCHEMA IF NOT EXISTS {schema};
+
+-- name: meta_exists
+SELECT EXISTS (
+    SELECT 1 FROM pg_tables WHERE schemaname = %s AND tablename = 'taskmill_meta'
+);
+
+-- name: create_meta
+CREATE TABLE IF NOT EXISTS {schema}.taskmill_meta (key text PRIMARY KEY, value text NOT NULL);
+
+-- name: schema
+CREATE TABLE IF NOT EXISTS {schema}.jobs (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    task text NOT NULL,
+    queue text NOT NULL,
+    state text NOT NULL CHECK (state IN ('scheduled', 'queued', 'running', 'succeeded', 'failed',
+                                         'cancelled')),
+    args jsonb NOT NULL,
+    kwargs jsonb NOT NULL,
+    priority bigint NOT NULL DEFAULT 0,
+    attempts bigint NOT NULL DEFAULT 0,
+    max_attempts bigint NOT NULL,
+    retry jsonb NOT NULL,
+    progress double precision NOT NULL DEFAULT 0,
+    progress_message text,
+    result jsonb,
+    error jsonb,
+    owner text,
+    title text,
+    parent bigint,
+    result_url text,
+    return_url text,
+    unique_key text,
+    created_at timestamptz NOT NULL,
+    scheduled_at timestamptz NOT NULL,
+    started_at timestamptz,
+    finished_at timestamptz,
+    iterations bigint NOT NULL DEFAULT 0,
+    max_iterations bigint NOT NULL,
+    state_data jsonb,
+    timeout double precision,
+    cancel_requested boolean NOT NULL DEFAULT false,
+    cancel_reason text,
+    claim_token text,
+    worker text,
+    lease_until timestamptz
+);
+-- Partial indexes hold only the few live jobs, so claim, promote and rescue stay as fast with
+-- millions of finished jobs in the table as with none.
+CREATE INDEX IF NOT EXISTS jobs_claim ON {schema}.jobs (priority DESC, scheduled_at, id)
+    WHERE state = 'queued';
+CREATE INDEX IF NOT EXISTS jobs_due ON {schema}.jobs (scheduled_at) WHERE state = 'scheduled';
+CREATE INDEX IF NOT EXISTS jobs_lease ON {schema}.jobs (lease_until) WHERE state = 'running';
+CREATE INDEX IF NOT EXISTS jobs_unique ON {schema}.jobs (unique_key)
+    WHERE state IN ('scheduled', 'queued');
+CREATE INDEX IF NOT EXISTS jobs_finished ON {schema}.jobs (finished_at)
+    WHERE state IN ('succeeded', 'failed', 'cancelled');
+CREATE INDEX IF NOT EXISTS jobs_state ON {schema}.jobs (state, id);
+CREATE INDEX IF NOT EXISTS jobs_queue_state ON {schema}.jobs (queue, state);
+CREATE INDEX IF NOT EXISTS jobs_task_state ON {schema}.jobs (task, state);
+CREATE INDEX IF NOT EXISTS jobs_owner ON {schema}.jobs (owner, id) WHERE owner IS NOT NULL;
+CREATE INDEX IF NOT EXISTS jobs_parent ON {schema}.jobs (parent) WHERE parent IS NOT NULL;
+CREATE TABLE IF NOT EXISTS {schema}.job_logs (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    job_id bigint NOT NULL REFERENCES {schema}.jobs (id) ON DELETE CASCADE,
+    attempt bigint NOT NULL,
+    at timestamptz NOT NULL,
+    level text NOT NULL,
+    message text NOT NULL
+);
+CREATE INDEX IF NOT EXISTS job_logs_job ON {schema}.job_logs (job_id, id);
+CREATE TABLE IF NOT EXISTS {schema}.queues (
+    name text PRIMARY KEY,
+    paused boolean NOT NULL DEFAULT false
+);
+CREATE TABLE IF NOT EXISTS {schema}.periodic (
+    name text PRIMARY KEY,
+    enabled boolean NOT NULL,
+    last_slot timestamptz
+);
+
+-- name: schema_version
+SELECT value FROM {schema}.taskmill_meta WHERE key = 'schema_version';
+
+-- name: set_schema_version
+INSERT INTO {schema}.taskmill_meta (key, value) VALUES ('schema_version', %s)
+ON CONFLICT (key) DO UPDATE SET value = excluded.value;
+
+-- name: lock_keys
+-- Transaction-scoped advisory locks, taken in one order so two takers never deadlock.
+SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k ORDER BY k;
+
+-- name: insert_job
+-- One job, and the wake-up, in one statement: on an autocommit connection it is one round trip,
+-- and the NOTIFY is delivered when (and only if) the insert commits.
+WITH ins AS (
+    INSERT INTO {schema}.jobs (task, queue, state, args, kwargs, priority, max_attempts, retry,
+                               owner, title, parent, result_url, return_url, unique_key,
+                               created_at, scheduled_at, max_iterations, timeout)
+    VALUES (%s, %s, %s, %s::jsonb, %s::jsonb, %s, %s, %s::jsonb, %s, %s, %s::bigint, %s, %s, %s,
+            %s, %s, %s, %s::float8)
+    RETURNING id
+)
+SELECT id, pg_notify(%s, '') FROM ins;
+
+-- name: insert_jobs
+-- Many jobs in one statement; ids are drawn in the order given.
+WITH ins AS (
+    INSERT INTO {schema}.jobs (task, queue, state, args, kwargs, priority, max_attempts, retry,
+                               owner, title, parent, result_url, return_url, unique_key,
+                               created_at, scheduled_at, max_iterations, timeout)
+    SELECT task, queue, state, args, kwargs, priority, max_attempts, retry, owner, title, parent,
+           result_url, return_url, unique_key, created_at, scheduled_at, max_iterations, timeout
+    FROM unnest(%(task)s::text[], %(queue)s::text[], %(state)s::text[], %(args)s::jsonb[],
+                %(kwargs)s::jsonb[], %(priority)s::bigint[], %(max_attempts)s::bigint[],
+                %(retry)s::jsonb[], %(owner)s::text[], %(title)s::text[], %(parent)s::bigint[],
+                %(result_url)s::text[], %(return_url)s::text[], %(unique_key)s::text[],
+                %(created_at)s::timestamptz[], %(scheduled_at)s::timestamptz[],
+                %(max_iterations)s::bigint[], %(timeout)s::float8[])
+         WITH ORDINALITY AS t(task, queue, state, args, kwargs, priority, max_attempts, retry,
+                              owner, title, parent, result_url, return_url, unique_key,
+                              created_at, scheduled_at, max_iterations, timeout, ord)
+    ORDER BY ord
+    RETURNING id
+)
+SELECT array_agg(id ORDER BY id), pg_notify(%(channel)s, '') FROM ins;
+
+-- name: find_unique
+SELECT * FROM {schema}.jobs
+WHERE unique_key = %s AND state IN ('scheduled', 'queued') ORDER BY id LIMIT 1;
+
+-- name: reschedule
+UPDATE {schema}.jobs SET scheduled_at = %s, state = %s
+WHERE id = %s AND state IN ('scheduled', 'queued')
+RETURNING *;
+
+-- name: claim
+WITH picked AS (
+    SELECT id FROM {schema}.jobs
+    WHERE state = 'queued'
+      AND (%(queues)s::text[] IS NULL OR queue = ANY (%(queues)s::text[]))
+      AND NOT EXISTS (SELECT 1 FROM {schema}.queues q WHERE q.name = jobs.queue AND q.paused)
+    ORDER BY priority DESC, scheduled_at, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE {schema}.jobs AS j
+SET state = 'running', attempts = j.attempts + 1, started_at = %(now)s, claim_token = %(token)s,
+    worker = %(worker)s, lease_until = %(lease_until)s, cancel_requested = false
+FROM picked
+WHERE j.id = picked.id
+RETURNING j.*;
+
+-- name: apply
+-- A batch of guarded writes in one statement: each row is written only while the stored job is
+-- still in its expected state under its expected claim token.
+UPDATE {schema}.jobs AS j
+SET state = u.state, scheduled_at = u.scheduled_at, attempts = u.attempts,
+    max_attempts = u.max_attempts, progress = u.progress, progress_message = u.progress_message,
+    result = u.result, error = u.error, started_at = u.started_at, finished_at = u.finished_at,
+    iterations = u.iterations, state_data = u.state_data, cancel_requested = u.cancel_requested,
+    cancel_reason = u.cancel_reason, claim_token = u.claim_token, worker = u.worker,
+    lease_until = u.lease_until
+FROM unnest(%(id)s::bigint[], %(expect_state)s::text[], %(expect_token)s::text[],
+            %(state)s::text[], %(scheduled_at)s::timestamptz[], %(attempts)s::bigint[],
+            %(max_attempts)s::bigint[], %(progress)s::float8[], %(progress_message)s::text[],
+            %(result)s::jsonb[], %(error)s::jsonb[], %(started_at)s::timestamptz[],
+            %(finished_at)s::timestamptz[], %(iterations)s::bigint[], %(state_data)s::jsonb[],
+            %(cancel_requested)s::boolean[], %(cancel_reason)s::text[], %(claim_token)s::text[],
+            %(worker)s::text[], %(lease_until)s::timestamptz[])
+     AS u(id, expect_state, expect_token, state, scheduled_at, attempts, max_attempts, progress,
+          progress_message, result, error, started_at, finished_at, iterations, state_data,
+          cancel_requested, cancel_reason, claim_token, worker, lease_until)
+WHERE j.id = u.id AND j.state = u.expect_state
+  AND j.claim_token IS NOT DISTINCT FROM u.expect_token
+RETURNING j.id;
+
+-- name: heartbeat
+UPDATE {schema}.jobs AS j SET lease_until = %(lease_until)s
+FROM unnest(%(ids)s::bigint[], %(tokens)s::text[]) AS l(id, token)
+WHERE j.id = l.id AND j.state = 'running' AND j.claim_token = l.token
+RETURNING j.id;
+
+-- name: set_progress
+UPDATE {schema}.jobs SET progress = %s, progress_message = %s
+WHERE id = %s AND state = 'running' AND claim_token = %s;
+
+-- name: insert_log
+-- A line of a job deleted meanwhile has nowhere to go; it is dropped with its job.
+INSERT INTO {schema}.job_logs (job_id, attempt, at, level, message)
+SELECT l.job_id, l.attempt, l.at, l.level, l.message
+FROM unnest(%(job_id)s::bigint[], %(attempt)s::bigint[], %(at)s::timestamptz[],
+            %(level)s::text[], %(message)s::text[])
+     WITH ORDINALITY AS l(job_id, attempt, at, level, message, ord)
+WHERE EXISTS (SELECT 1 FROM {schema}.jobs WHERE jobs.id = l.job_id)
+ORDER BY l.ord;
+
+-- name: cancel_requests
+SELECT id, cancel_reason FROM {schema}.jobs
+WHERE id = ANY (%s::bigint[]) AND state = 'running' AND cancel_requested;
+
+-- name: get
+SELECT * FROM {schema}.jobs WHERE id = %s;
+
+-- name: query
+SELECT * FROM {schema}.jobs
+WHERE (%(states)s::text[] IS NULL OR state = ANY (%(states)s::text[]))
+  AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+  AND (%(task)s::text IS NULL OR task = %(task)s::text)
+  AND (%(owner)s::text IS NULL OR owner = %(owner)s::text)
+  AND (%(parent)s::bigint IS NULL OR parent = %(parent)s::bigint)
+  AND (%(after)s::bigint IS NULL OR id < %(after)s::bigint)
+ORDER BY id DESC
+LIMIT %(limit)s;
+
+-- name: logs
+SELECT job_id, attempt, at, level, message FROM {schema}.job_logs WHERE job_id = %s ORDER BY id;
+
+-- name: logs_tail
+SELECT job_id, attempt, at, level, message FROM (
+    SELECT id, job_id, attempt, at, level, message FROM {schema}.job_logs
+    WHERE job_id = %s ORDER BY id DESC LIMIT %s
+) AS tail ORDER BY id;
+
+-- name: delete_job
+DELETE FROM {schema}.jobs WHERE id = %s AND state <> 'running';
+
+-- name: delete_where
+WITH doomed AS (
+    SELECT id FROM {schema}.jobs
+    WHERE state = ANY (%(states)s::text[]) AND state <> 'running'
+      AND (%(task)s::text IS NULL OR task = %(task)s::text)
+      AND (%(args)s::jsonb IS NULL OR args = %(args)s::jsonb)
+      AND (%(kwargs)s::jsonb IS NULL OR kwargs = %(kwargs)s::jsonb)
+      AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+    ORDER BY id
+    LIMIT %(count)s::bigint
+    FOR UPDATE
+)
+DELETE FROM {schema}.jobs AS j USING doomed WHERE j.id = doomed.id;
+
+-- name: stats
+SELECT queue, state, count(*) FROM {schema}.jobs GROUP BY queue, state;
+
+-- name: promote_due
+-- The earliest due first; their rows are locked in id order (as every write that waits for row
+-- locks takes them, so none deadlock), waiting for a promotion under way elsewhere rather than
+-- skipping it: when this returns, what was due is queued, by this call or another.
+WITH due AS (
+    SELECT id FROM {schema}.jobs
+    WHERE state = 'scheduled' AND scheduled_at <= %(now)s
+    ORDER BY scheduled_at
+    LIMIT %(limit)s
+), locked AS (
+    SELECT id FROM {schema}.jobs
+    WHERE id IN (SELECT id FROM due) AND state = 'scheduled'
+    ORDER BY id
+    FOR UPDATE
+)
+UPDATE {schema}.jobs AS j SET state = 'queued' FROM locked WHERE j.id = locked.id;
+
+-- name: next_due
+SELECT min(scheduled_at) FROM {schema}.jobs WHERE state = 'scheduled';
+
+-- name: expired
+SELECT * FROM {schema}.jobs
+WHERE state = 'running' AND lease_until < %s ORDER BY lease_until LIMIT %s;
+
+-- name: prune
+WITH old AS (
+    SELECT id FROM {schema}.jobs
+    WHERE state IN ('succeeded', 'failed', 'cancelled') AND finished_at < %(before)s
+    ORDER BY finished_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+DELETE FROM {schema}.jobs AS j USING old WHERE j.id = old.id;
+
+-- name: set_paused
+INSERT INTO {schema}.queues (name, paused) VALUES (%s, %s)
+ON CONFLICT (name) DO UPDATE SET paused = excluded.paused;
+
+-- name: paused
+SELECT name FROM {schema}.queues WHERE paused;
+
+-- name: periodic_states
+SELECT name, enabled, last_slot FROM {schema}.periodic;
+
+-- name: periodic_register
+INSERT INTO {schema}.periodic (name, enabled, last_slot) VALUES (%s, true, %s)
+ON CONFLICT (name) DO NOTHING;
+
+-- name: periodic_enable
+INSERT INTO {schema}.periodic AS p (name, enabled, last_slot) VALUES (%(name)s, true, %(slot)s)
+ON CONFLICT (name) DO UPDATE SET enabled = true,
+    last_slot = CASE WHEN p.enabled THEN p.last_slot ELSE excluded.last_slot END;
+
+-- name: periodic_disable
+INSERT INTO {schema}.periodic (name, enabled, last_slot) VALUES (%s, false, %s)
+ON CONFLICT (name) DO UPDATE SET enabled = false;
+
+-- name: periodic_fire
+-- Compare-and-set on the last slot and the job's insert, in one statement: of two workers firing
+-- the same slot, the second waits for the first's row lock, then finds the slot taken.
+WITH advanced AS (
+    UPDATE {schema}.periodic SET last_slot = %(slot)s
+    WHERE name = %(name)s AND enabled AND (last_slot IS NULL OR last_slot < %(slot)s)
+    RETURNING name
+), ins AS (
+    INSERT INTO {schema}.jobs (task, queue, state, args, kwargs, priority, max_attempts, retry,
+                               owner, title, unique_key, created_at, scheduled_at,
+                               max_iterations, timeout)
+    SELECT %(task)s::text, %(queue)s::text, %(state)s::text, %(args)s::jsonb, %(kwargs)s::jsonb,
+           %(priority)s::bigint, %(max_attempts)s::bigint, %(retry)s::jsonb, %(owner)s::text,
+           %(title)s::text, %(unique_key)s::text, %(created_at)s::timestamptz,
+           %(scheduled_at)s::timestamptz, %(max_iterations)s::bigint, %(timeout)s::float8
+    FROM advanced
+    RETURNING id
+)
+SELECT id, pg_notify(%(channel)s, '') FROM ins;
+
+-- name: notify
+SELECT pg_notify(%s, '');
+
+-- name: listen
+LISTEN {channel};
