@@ -60,6 +60,14 @@ class BackendUnavailable(TaskmillError):
     """The job store cannot be reached."""
 
 
+class Unauthorized(TaskmillError):
+    """Sign in first: this needs a token or a session."""
+
+
+class AccessDenied(TaskmillError):
+    """You may not do that."""
+
+
 HTTP_STATUS: dict[type[TaskmillError], int] = {
     UnknownTask: 422,
     InvalidInput: 422,
@@ -69,6 +77,8 @@ HTTP_STATUS: dict[type[TaskmillError], int] = {
     JobNotFound: 404,
     InvalidTransition: 409,
     BackendUnavailable: 503,
+    Unauthorized: 401,
+    AccessDenied: 403,
 }
 
 
