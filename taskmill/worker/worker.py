@@ -147,6 +147,8 @@ class Worker:
                      self.grace)
             self._stopping.set()
             self._slot_freed.set()
+            # End the claim loop's wait for work now (not a handler's job: it may hold a lock).
+            threading.Thread(target=self._wake, name="taskmill-wake", daemon=True).start()
 
         previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
 
@@ -155,6 +157,10 @@ class Worker:
                 signal.signal(s, h)
 
         return restore
+
+    def _wake(self) -> None:
+        with contextlib.suppress(TaskmillError):
+            self.mill.backend.notify()
 
     def _setup(self) -> None:
         self._signals = 0
