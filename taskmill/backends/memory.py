@@ -70,7 +70,8 @@ class MemoryBackend(Backend):
             for update in updates:
                 stored = self._jobs.get(int(update.job.id))
                 ok = (stored is not None and stored.state is update.expect_state
-                      and stored.claim_token == update.expect_token)
+                      and stored.claim_token == update.expect_token
+                      and not _drops_cancel(stored, update.job))
                 if ok and stored is not None:
                     for name in MUTABLE_FIELDS:
                         setattr(stored, name, copy.deepcopy(getattr(update.job, name)))
@@ -243,6 +244,12 @@ class MemoryBackend(Backend):
         with self._lock:
             seen = self._wakes
             self._lock.wait_for(lambda: self._wakes != seen, timeout)
+
+
+def _drops_cancel(stored: Job, new: Job) -> bool:
+    """A write from a running job that would run it again without the cancel asked meanwhile."""
+    return (stored.state is JobState.RUNNING and stored.cancel_requested
+            and not new.cancel_requested and new.state in PENDING)
 
 
 def _int(value: str) -> int:

@@ -760,6 +760,34 @@ class LeaseConformance(_Store):
         got = stored(backend, job.id)
         assert (got.state, got.cancel_reason) == (CANCELLED, "not needed")
 
+    def test_a_failed_attempt_does_not_drop_a_cancel_its_worker_had_not_seen_yet(
+            self, backend: Backend, mill: Mill) -> None:
+        # given a running job with tries left, cancelled before its worker polled for cancels
+        job = mill.enqueue("noop", retry=3)
+        running = claim_one(backend, at(0), lease=30)
+        mill.cancel(job.id, "stop it")
+        # when the attempt fails and the worker, unaware, writes the retry
+        finish(backend, running, Failed(JobError("OSError", "disk")), at(1))
+        # then the job is not handed out again: it ends cancelled, at the latest once its lease
+        # has run out and the rescue has seen the cancel
+        assert stored(backend, job.id).state in (RUNNING, CANCELLED)
+        for expired in backend.expired(at(31), 10):
+            backend.apply([transitions.rescue(expired, at(31))], at(31))
+        got = stored(backend, job.id)
+        assert (got.state, got.cancel_reason) == (CANCELLED, "stop it")
+        assert backend.promote_due(at("1d"), 10) == 0 and claim(backend, at("1d")) == []
+
+    def test_a_run_that_continues_does_not_drop_a_cancel_its_worker_had_not_seen_yet(
+            self, backend: Backend, mill: Mill) -> None:
+        job = mill.enqueue("noop")
+        running = claim_one(backend, at(0), lease=30)
+        mill.cancel(job.id, "enough")
+        finish(backend, running, Continued({"page": 2}), at(1))
+        for expired in backend.expired(at(31), 10):
+            backend.apply([transitions.rescue(expired, at(31))], at(31))
+        got = stored(backend, job.id)
+        assert (got.state, got.cancel_reason) == (CANCELLED, "enough")
+
     def test_cancel_requests_name_the_running_jobs_asked_to_stop(
             self, backend: Backend, mill: Mill) -> None:
         # given two running jobs, one of which an operator cancels
@@ -770,6 +798,8 @@ class LeaseConformance(_Store):
         assert (cancelled.state, cancelled.cancel_requested) == (RUNNING, True)
         assert backend.cancel_requests([asked.id, left.id]) == {asked.id: "user asked"}
         assert backend.cancel_requests([]) == {}
+        # and it keeps its lease while it winds down
+        assert backend.heartbeat([(asked.id, "token-1")], at(60), at(10)) == []
 
 
 # -- inspection ----------------------------------------------------------------------------
@@ -974,6 +1004,19 @@ class OperatorConformance(_Store):
         drain(mill)
         job.refresh()
         assert (job.state, job.result, job.attempts, calls) == (SUCCEEDED, "second time", 2, [1, 2])
+
+    def test_retry_of_a_job_cancelled_while_running_runs_it_again(
+            self, backend: Backend, mill: Mill) -> None:
+        # given a job cancelled while it ran, whose run then stopped
+        job = mill.enqueue("noop")
+        running = claim_one(backend, at(0))
+        mill.cancel(job.id, "oops")
+        running.cancel_requested, running.cancel_reason = True, "oops"
+        assert finish(backend, running, transitions.Aborted("oops"), at(1))
+        # when it is retried, then it is queued, no longer cancelled, and runs
+        again = mill.retry(job.id)
+        assert (again.state, again.cancel_reason, again.cancel_requested) == (QUEUED, None, False)
+        assert claim_one(backend, at(2), token="t2").attempts == 2
 
     def test_retry_of_an_unfinished_job_is_refused(self, mill: Mill) -> None:
         job = mill.enqueue("noop")

@@ -102,7 +102,10 @@ SET state = :state, scheduled_at = :scheduled_at, attempts = :attempts,
     iterations = :iterations, state_data = :state_data, cancel_requested = :cancel_requested,
     cancel_reason = :cancel_reason, claim_token = :claim_token, worker = :worker,
     lease_until = :lease_until
-WHERE id = :id AND state = :expect_state AND claim_token IS :expect_token;
+WHERE id = :id AND state = :expect_state AND claim_token IS :expect_token
+  -- A running job asked to cancel is not sent back to run by a write that never saw the request.
+  AND NOT (state = 'running' AND cancel_requested = 1 AND :cancel_requested = 0
+           AND :state IN ('scheduled', 'queued'));
 
 -- name: heartbeat
 UPDATE jobs SET lease_until = ? WHERE id = ? AND state = 'running' AND claim_token = ?;
