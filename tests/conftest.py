@@ -49,7 +49,8 @@ def redis_url() -> Iterator[str]:
     except redis.RedisError as exc:
         unavailable("Redis at " + REDIS_URL, exc)
     yield f"{REDIS_URL}?prefix={prefix}"
-    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    # Every key of the prefix starts with its hash tag, "{prefix}:" (docs/redis.md).
+    keys = list(client.scan_iter(match=f"{{{prefix}}}:*", count=1000))
     if keys:
         client.delete(*keys)
     client.close()

@@ -1,0 +1,14 @@
+-- prune(ARGV = before, limit): deletes up to `limit` finished jobs that finished before
+-- `before`, oldest first, with their logs. Returns how many.
+local ids = redis.call("ZRANGEBYSCORE", K_FIN, "-inf", "(" .. ARGV[1], "LIMIT", 0, tonumber(ARGV[2]))
+local n = 0
+for _, id in ipairs(ids) do
+    local f = read_job(id)
+    if f and f.state ~= "running" and f.state ~= "queued" and f.state ~= "scheduled" then
+        delete_job(id, f)
+        n = n + 1
+    else
+        redis.call("ZREM", K_FIN, id)
+    end
+end
+return n
