@@ -141,9 +141,9 @@ def log_of(record: Any) -> dict[str, Any]:
 def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Turn a taskmill error into a GraphQL error carrying its type, HTTP status and fields."""
     @functools.wraps(fn)
-    def wrapper(parent: Any, info: GraphQLResolveInfo[Any], **kwargs: Any) -> Any:
+    def wrapper(root: Any, info: GraphQLResolveInfo[Any], **kwargs: Any) -> Any:
         try:
-            return fn(parent, info, **kwargs)
+            return fn(root, info, **kwargs)
         except ValidationError as exc:
             error: TaskmillError = InvalidInput("invalid arguments", field_errors(exc))
         except TaskmillError as exc:
