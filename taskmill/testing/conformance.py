@@ -247,6 +247,24 @@ class EnqueueConformance(_Store):
             assert (seen.created_at, seen.scheduled_at) == (at(0), at("1h"))
             assert seen.created_at.utcoffset() == seen.scheduled_at.utcoffset() == timedelta(0)
 
+    def test_the_id_of_a_deleted_job_is_never_given_to_another(
+            self, backend: Backend, mill: Mill) -> None:
+        # given the newest job deleted (an id someone may still hold: a page, a parent link)
+        put(backend, mill, at(0))
+        deleted = put(backend, mill, at(1))
+        assert backend.delete(deleted.id) is True
+        # when jobs are enqueued again, alone and in a batch
+        alone = put(backend, mill, at(2))
+        batch = backend.enqueue([build(mill, at(3), args=[n]) for n in range(3)], at(3))
+        # then none of them takes its id
+        assert deleted.id not in {alone.id, *ids(batch)}
+        # nor after the newest jobs are pruned
+        for n in range(4):
+            assert finish(backend, claim_one(backend, at(4), token=f"t{n}"), Succeeded(n), at(5))
+        assert backend.prune(at(6), 100) == 4
+        later = backend.enqueue([build(mill, at(7)) for _ in range(2)], at(7))
+        assert not {*ids(later)} & {deleted.id, alone.id, *ids(batch)}
+
     def test_a_job_enqueued_for_later_is_scheduled_until_its_time(
             self, backend: Backend, mill: Mill) -> None:
         # given a job enqueued to run in an hour
@@ -452,6 +470,14 @@ class ClaimConformance(_Store):
         assert backend.paused() == set()
         assert ids(claim(backend, at(2), token="t2")) == [in_a.id]
 
+    def test_a_queue_paused_on_one_connection_is_skipped_by_claims_on_another(
+            self, backend: Backend, second_backend: Backend, mill: Mill) -> None:
+        put(backend, mill, at(0), queue="a")
+        second_backend.set_paused("a", True)
+        assert claim(backend, at(1)) == []
+        second_backend.set_paused("a", False)
+        assert len(claim(backend, at(2))) == 1
+
     def test_a_paused_queue_is_kept_in_the_store(
             self, second_backend: Backend, mill: Mill) -> None:
         # when a queue is paused through the mill
@@ -535,6 +561,9 @@ class FinishConformance(_Store):
         # when a write claims to hold token B, then it is refused
         impostor = replace(running, claim_token="B")
         assert finish(backend, impostor, Succeeded("forged"), at(2)) is False
+        # nor is one that names no token at all
+        new = transitions.finish(running, Succeeded("forged"), at(2))
+        assert backend.apply([Update(new, RUNNING, None)], at(2)) == [False]
         # and the job is as it was
         assert snapshot(stored(backend, running.id)) == before
 
@@ -847,6 +876,19 @@ class InspectionConformance(_Store):
         assert [len(p) for p in pages] == [3, 3, 1]
         assert [i for p in pages for i in p] == ids(jobs)[::-1]
 
+    def test_pages_neither_repeat_nor_skip_jobs_when_jobs_come_and_go_between_them(
+            self, backend: Backend, mill: Mill) -> None:
+        # given six jobs, of which the first page of three was read
+        jobs = [put(backend, mill, at(n)) for n in range(6)]
+        first, after = backend.query(JobFilter(), 3, None)
+        assert ids(first) == ids(jobs[3:])[::-1] and after is not None
+        # when new jobs arrive and the last job seen is deleted
+        put(backend, mill, at(10))
+        assert backend.delete(first[-1].id) is True
+        # then the next page goes on where the first ended
+        second, end = backend.query(JobFilter(), 3, after)
+        assert (ids(second), end) == (ids(jobs[:3])[::-1], None)
+
     def test_a_page_that_ends_the_list_has_no_next_cursor(self, backend: Backend, mill: Mill) -> None:
         # given exactly two pages of jobs
         for n in range(6):
@@ -918,6 +960,14 @@ class InspectionConformance(_Store):
         # then the backend counts them per queue and state
         assert counts(backend) == {"a": {"queued": 1, "scheduled": 1},
                                    "b": {"running": 1, "succeeded": 1}}
+        # and the counts follow what happens next: a cancel, a promotion, a delete, a prune
+        [scheduled] = everything(backend, states=(SCHEDULED,))
+        assert backend.apply([transitions.cancel(scheduled, None, at(3))], at(3)) == [True]
+        backend.enqueue([build(mill, at(3), queue="a", delay=5)], at(3))
+        assert backend.promote_due(at(10), 10) == 1
+        assert backend.delete(done.id) is True
+        assert backend.prune(at(100), 100) == 1
+        assert counts(backend) == {"a": {"queued": 2}, "b": {"running": 1}}
 
     def test_the_mill_stats_list_every_state_of_every_queue(self, mill: Mill) -> None:
         # given one job in queue q
@@ -1144,6 +1194,10 @@ class SchedulingConformance(_Store):
         assert backend.next_due() == at(10)
         backend.promote_due(at(10), 100)
         assert backend.next_due() == at(30)
+        # a cancelled job has no time to wait for
+        [waiting] = everything(backend, states=(SCHEDULED,))
+        assert backend.apply([transitions.cancel(waiting, None, at(11))], at(11)) == [True]
+        assert backend.next_due() is None
 
     def test_a_time_in_the_past_means_now(self, mill: Mill, clock: FakeClock) -> None:
         job = mill.enqueue("noop", at=clock() - timedelta(days=1))

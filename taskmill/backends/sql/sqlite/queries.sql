@@ -3,7 +3,7 @@
 -- name: schema
 CREATE TABLE IF NOT EXISTS taskmill_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS jobs (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- ids are handles people keep: never reuse a deleted one
     task TEXT NOT NULL,
     queue TEXT NOT NULL,
     state TEXT NOT NULL,
