@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import random
-from datetime import timedelta
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from typing import Any
 
 from .errors import ConfigError
