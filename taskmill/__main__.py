@@ -1,0 +1,5 @@
+"""`python -m taskmill`: the `taskmill` command."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,5 @@
+"""`python -m taskmill.cli`."""
+
+from . import main
+
+main()
