@@ -19,6 +19,14 @@ The suite is split by operation family, one class each (`EnqueueConformance`, `C
 `SchedulingConformance`, `PeriodicConformance`, `PayloadConformance`, `LifecycleConformance`);
 `BackendConformance` is all of them, and a family can be subclassed alone while a backend grows.
 
+Beyond the docstrings of `taskmill.backends.base`, the suite holds a backend to what users
+count on, among others: ids are strings, never reused, and list newest first; a page cursor
+stays right while jobs come and go; times come back in UTC, to the microsecond; `expired()`
+gives the oldest lease first; `get()` of a malformed id is None; and `apply()` refuses a write
+from a running job that would send it back to `scheduled`/`queued` while the store holds a
+cancel request the write does not carry (the worker had not seen the cancel yet), so a cancel
+of a running job is never lost: the rescue ends it `cancelled` once its lease runs out.
+
 Time never comes from the wall clock: backend methods get explicit `now` values (offsets from
 `T0`), and the `Mill` runs on a `FakeClock`, so an hour's retry is tested in a millisecond. Tests
 go through the `Backend` methods where the contract is the backend's, and through `Mill` (with a
@@ -283,6 +291,31 @@ class EnqueueConformance(_Store):
         assert ids(everything(backend)) == ids(out)[::-1]
         # and an empty batch stores nothing
         assert backend.enqueue([], at(1)) == [] and len(everything(backend)) == 5
+
+    def test_batches_enqueued_at_once_on_two_connections_each_get_their_own_jobs_ids(
+            self, backend: Backend, second_backend: Backend, mill: Mill) -> None:
+        # given four callers on two connections, each enqueuing batches of jobs tagged as theirs
+        connections = [backend, second_backend]
+
+        def enqueue(i: int) -> list[tuple[str, list[Any]]]:
+            out: list[tuple[str, list[Any]]] = []
+            for batch in range(5):
+                jobs = [build(mill, at(0), args=[i, batch, n]) for n in range(20)]
+                out.extend((j.id, j.args) for j in connections[i % 2].enqueue(jobs, at(0)))
+            return out
+
+        # when they all enqueue at once
+        returned = [pair for pairs in in_threads(4, enqueue) for pair in pairs]
+        # then every id returned names the job it was returned for, and all 400 are distinct
+        assert len({job_id for job_id, _ in returned}) == 400
+        for job_id, args in returned:
+            assert stored(backend, job_id).args == args
+
+    def test_a_batch_of_thousands_of_jobs_is_stored_whole(self, backend: Backend, mill: Mill) -> None:
+        jobs = backend.enqueue([build(mill, at(0), args=[n]) for n in range(3000)], at(0))
+        assert len(set(ids(jobs))) == 3000
+        assert counts(backend) == {"default": {"queued": 3000}}
+        assert stored(backend, jobs[2999].id).args == [2999]
 
     def test_enqueue_many_stores_none_of_the_jobs_when_the_store_refuses_one(
             self, backend: Backend, mill: Mill) -> None:
@@ -928,13 +961,13 @@ class InspectionConformance(_Store):
         job, neighbour = put(backend, mill, at(0)), put(backend, mill, at(0))
         lines = [("INFO", "start", 1), ("WARNING", "slow disk", 1), ("ERROR", "boom", 1),
                  ("INFO", "start again", 2), ("INFO", "done", 2)]
-        records = [NewLog(job.id, attempt, at(n), level, msg)
+        records = [NewLog(job.id, attempt, at(n // 2), level, msg)  # some share a time
                    for n, (level, msg, attempt) in enumerate(lines)]
         backend.append_logs(records[:2])
         backend.append_logs([NewLog(neighbour.id, 1, at(1), "INFO", "other job"), *records[2:]])
         # then they read back in order, each with its time, level, message and attempt
         assert [(r.at, r.level, r.message, r.attempt) for r in backend.logs(job.id, None)] == [
-            (at(n), level, msg, attempt) for n, (level, msg, attempt) in enumerate(lines)]
+            (at(n // 2), level, msg, attempt) for n, (level, msg, attempt) in enumerate(lines)]
         # and a limit keeps the latest lines, still oldest first
         assert [r.message for r in backend.logs(job.id, 2)] == ["start again", "done"]
         assert [r.message for r in backend.logs(neighbour.id, None)] == ["other job"]
