@@ -45,13 +45,14 @@ def create_app(mill: Mill, authenticate: Authenticate | None = None, token: str 
             return api.error_response(AccessDenied("metrics are for admins"))
         return Response(await call(metrics.render), media_type=CONTENT_TYPE)
 
-    async def not_found(request: Request, exc: Exception) -> Response:
+    async def http_error(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
         detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
+        headers = dict(exc.headers or {}) if isinstance(exc, HTTPException) else {}
         if app_path(request.scope).startswith(("/api", "/graphql", "/metrics")):
             return JSONResponse({"error": {"type": "HTTPError", "message": detail, "fields": []}},
-                                status_code=status)
-        return PlainTextResponse(f"{status} {detail}", status_code=status)
+                                status_code=status, headers=headers)
+        return PlainTextResponse(f"{status} {detail}", status_code=status, headers=headers)
 
     async def taskmill_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, TaskmillError)
@@ -70,7 +71,7 @@ def create_app(mill: Mill, authenticate: Authenticate | None = None, token: str 
             Mount("/static", app=static, name="static"),
             *pages_routes,
         ],
-        exception_handlers={HTTPException: not_found, TaskmillError: taskmill_error,
+        exception_handlers={HTTPException: http_error, TaskmillError: taskmill_error, Exception: http_error,
                             dashboard.CsrfRefused: dashboard.csrf_refused},
     )
     app.add_middleware(Guard, access=access)

@@ -254,7 +254,7 @@ def parse_query(request: Request, model: type[BaseModel]) -> BaseModel:
         raise invalid(exc, "query") from None
 
 
-def route(endpoint: Endpoint, service: Service) -> Route:
+def handler_of(endpoint: Endpoint, service: Service) -> Callable[[Request], Awaitable[Response]]:
     async def handle(request: Request) -> Response:
         try:
             body = await parse_body(request, endpoint) if endpoint.body is not None else None
@@ -270,11 +270,24 @@ def route(endpoint: Endpoint, service: Service) -> Route:
         return Response(out.model_dump_json(), status_code=endpoint.status,
                         media_type="application/json")
 
-    return Route(endpoint.path, handle, methods=[endpoint.method], name=f"api:{endpoint.handler.__name__}")
+    return handle
 
 
 def routes(service: Service) -> list[BaseRoute]:
-    return [route(endpoint, service) for endpoint in ROUTES]
+    """One Starlette route per path of the table, dispatching on the method (so a 405 names every
+    method the path takes)."""
+    by_path: dict[str, dict[str, Callable[[Request], Awaitable[Response]]]] = {}
+    for endpoint in ROUTES:
+        by_path.setdefault(endpoint.path, {})[endpoint.method] = handler_of(endpoint, service)
+    out: list[BaseRoute] = []
+    for path, handlers in by_path.items():
+        async def dispatch(request: Request, handlers: dict[str, Any] = handlers) -> Response:
+            handler = handlers.get("GET" if request.method == "HEAD" else request.method)
+            assert handler is not None  # the route only admits the table's methods
+            return await handler(request)  # type: ignore[no-any-return]
+
+        out.append(Route(path, dispatch, methods=list(handlers)))
+    return out
 
 
 # -- OpenAPI ----------------------------------------------------------------------------------

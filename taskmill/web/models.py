@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator
 
 from ..job import Job, JobState, LogRecord
 
 MAX_PAGE = 1000
+INT64 = 2**63
 
 
 class Model(BaseModel):
@@ -57,7 +58,7 @@ class EnqueueRequest(Model):
     queue: str | None = None
     delay: float | str | None = Field(default=None, description='seconds, or a duration like "5m"')
     at: datetime | None = Field(default=None, description="timezone-aware time; never runs before it")
-    priority: int | None = None
+    priority: int | None = Field(default=None, ge=-INT64, lt=INT64)
     retry: int | bool | list[RetryStep] | RetryStep | None = None
     owner: str | None = None
     title: str | None = None
@@ -65,6 +66,16 @@ class EnqueueRequest(Model):
     unique: bool | Literal["reschedule"] | None = None
     result_url: str | None = None
     return_url: str | None = None
+
+    @field_validator("at")
+    @classmethod
+    def _in_range(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            try:
+                value.astimezone(UTC)
+            except OverflowError:
+                raise ValueError("the time is out of range") from None
+        return value
 
     def options(self) -> dict[str, Any]:
         """The enqueue options that were given."""
