@@ -50,3 +50,20 @@ def test_drain_runs_what_is_ready_and_leaves_later_retries_for_a_moved_clock() -
     assert drain(mill)["succeeded"] == 1
     assert (job.refresh().state, job.result, calls) == (
         JobState.SUCCEEDED, "up", [DEFAULT_START, DEFAULT_START + timedelta(minutes=10)])
+
+
+def test_drain_serves_only_the_queues_given_and_leaves_paused_ones() -> None:
+    mill = Mill("memory://", clock=FakeClock())
+
+    @mill.task
+    def work(ctx: object) -> None:
+        pass
+
+    mine = work.with_options(queue="mine").enqueue()
+    theirs = work.with_options(queue="theirs").enqueue()
+    held = work.with_options(queue="held").enqueue()
+    mill.pause_queue("held")
+    assert drain(mill, queues="mine,held")["succeeded"] == 1
+    assert [j.refresh().state for j in (mine, theirs, held)] == [
+        JobState.SUCCEEDED, JobState.QUEUED, JobState.QUEUED]
+    assert drain(mill)["succeeded"] == 1 and held.refresh().state is JobState.QUEUED
