@@ -34,6 +34,11 @@ local function negate(n)
     return "-" .. n
 end
 
+-- A job's member in the zsets by time (scheduled, running, finished): its id padded, so jobs of
+-- one time sort by id, as they do everywhere else.
+local function tmember(id) return pad(id, 20) end
+local function tmember_id(member) return string.match(member, "^0*(%d+)$") end
+
 -- A pending (scheduled or queued) job's member in K_PENDING, by unique key then id: the lowest
 -- id of a key is the first member of its lexicographic range.
 local function umember(ukey, id) return ukey .. "|" .. pad(id, 20) end
@@ -112,11 +117,11 @@ local function state_add(id, f)
         put("ZADD", qkey(f.queue), negate(f.priority), qmember(f.scheduled_at, id))
         put("SADD", K_QUEUES, f.queue)
     elseif s == "scheduled" then
-        put("ZADD", K_SCHED, f.scheduled_at, id)
+        put("ZADD", K_SCHED, f.scheduled_at, tmember(id))
     elseif s == "running" then
-        put("ZADD", K_RUN, f.lease_until or "+inf", id)
+        put("ZADD", K_RUN, f.lease_until or "+inf", tmember(id))
     elseif f.finished_at then
-        put("ZADD", K_FIN, f.finished_at, id)
+        put("ZADD", K_FIN, f.finished_at, tmember(id))
     end
     if (s == "queued" or s == "scheduled") and f.unique_key then
         put("ZADD", K_PENDING, 0, umember(f.unique_key, id))
@@ -130,11 +135,11 @@ local function state_remove(id, f)
     if s == "queued" then
         redis.call("ZREM", qkey(f.queue), qmember(f.scheduled_at, id))
     elseif s == "scheduled" then
-        redis.call("ZREM", K_SCHED, id)
+        redis.call("ZREM", K_SCHED, tmember(id))
     elseif s == "running" then
-        redis.call("ZREM", K_RUN, id)
+        redis.call("ZREM", K_RUN, tmember(id))
     else
-        redis.call("ZREM", K_FIN, id)
+        redis.call("ZREM", K_FIN, tmember(id))
     end
     if (s == "queued" or s == "scheduled") and f.unique_key then
         redis.call("ZREM", K_PENDING, umember(f.unique_key, id))

@@ -7,7 +7,7 @@ for i = 2, #ARGV, 2 do
     local v = redis.call("HMGET", jkey(id), "state", "claim_token")
     if v[1] == "running" and v[2] == token then
         redis.call("HSET", jkey(id), "lease_until", lease)
-        redis.call("ZADD", K_RUN, lease, id)
+        redis.call("ZADD", K_RUN, lease, tmember(id))
     else
         lost[#lost + 1] = id
     end

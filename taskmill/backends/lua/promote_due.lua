@@ -1,8 +1,9 @@
 -- promote_due(ARGV = now, limit): moves up to `limit` scheduled jobs whose time has come
 -- (scheduled_at <= now), earliest first, to queued. Returns how many.
-local ids = redis.call("ZRANGEBYSCORE", K_SCHED, "-inf", ARGV[1], "LIMIT", 0, tonumber(ARGV[2]))
+local members = redis.call("ZRANGEBYSCORE", K_SCHED, "-inf", ARGV[1], "LIMIT", 0, tonumber(ARGV[2]))
 local n = 0
-for _, id in ipairs(ids) do
+for _, member in ipairs(members) do
+    local id = tmember_id(member)
     local f = read_job(id)
     if f and f.state == "scheduled" then
         state_remove(id, f)
@@ -11,7 +12,7 @@ for _, id in ipairs(ids) do
         state_add(id, f)
         n = n + 1
     else
-        redis.call("ZREM", K_SCHED, id)
+        redis.call("ZREM", K_SCHED, member)
     end
 end
 if n > 0 then wake() end
