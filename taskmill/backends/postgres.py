@@ -374,7 +374,8 @@ class PostgresBackend(Backend):
 
     def apply(self, updates: Sequence[Update], now: datetime) -> list[bool]:
         """One statement for the batch (one transaction); each row only while the stored job is
-        still in `expect_state` under `expect_token`."""
+        still in `expect_state` under `expect_token`, and never one that would send a running job
+        asked to cancel back to run without that request."""
         if not updates:
             return []
         keys = [_int_or(u.job.id, -1) for u in updates]
@@ -628,20 +629,15 @@ def _one(cursor: psycopg.Cursor[Any]) -> Any:
 
 def _alive(conn: psycopg.Connection[Any]) -> bool:
     """Whether an idle pooled connection still works, without a round trip: a healthy idle
-    connection has nothing to read, a terminated one has the server's goodbye or end of file."""
+    connection has nothing to read; one the server ended has its goodbye (FATAL) and end of file.
+    Anything else unasked for is rare enough that a fresh connection is the cheaper answer."""
     if conn.closed or conn.broken or conn.info.transaction_status in _TERMINATED:
         return False
     try:
         readable, _, _ = select.select([conn.fileno()], [], [], 0)
     except (OSError, ValueError):
         return False
-    if not readable:
-        return True
-    try:
-        conn.pgconn.consume_input()
-    except psycopg.Error:
-        return False
-    return conn.pgconn.status == pq.ConnStatus.OK
+    return not readable
 
 
 # -- rows ----------------------------------------------------------------------------------

@@ -182,6 +182,9 @@ FROM unnest(%(id)s::bigint[], %(expect_state)s::text[], %(expect_token)s::text[]
           cancel_requested, cancel_reason, claim_token, worker, lease_until)
 WHERE j.id = u.id AND j.state = u.expect_state
   AND j.claim_token IS NOT DISTINCT FROM u.expect_token
+  -- A running job asked to cancel is not sent back to run by a write that never saw the request.
+  AND NOT (j.state = 'running' AND j.cancel_requested AND NOT u.cancel_requested
+           AND u.state IN ('scheduled', 'queued'))
 RETURNING j.id;
 
 -- name: heartbeat
