@@ -344,3 +344,28 @@ def test_a_child_job_enqueued_from_a_task_has_its_parent_and_owner(mill: Mill) -
     kid = mill.get(job.refresh().result)
     assert kid is not None and (kid.parent, kid.owner) == (job.id, "user:1")
     assert [j.id for j in mill.jobs(parent=job.id)] == [kid.id]
+
+
+def test_a_cancel_that_arrives_as_the_attempt_fails_ends_the_job_cancelled_at_once(mill: Mill) -> None:
+    started, go = threading.Event(), threading.Event()
+
+    @mill.task(retry=5)
+    def fragile(ctx: Context) -> None:
+        started.set()
+        go.wait(10)
+        raise OSError("disk")
+
+    job = fragile.enqueue()
+    worker = mill.worker()
+    worker.start()
+    try:
+        assert started.wait(10)
+        # Given a cancel the worker has not polled for yet
+        mill.cancel(job.id, "stop it")
+        # When the attempt fails at once
+        go.set()
+        job.wait(timeout=5)
+    finally:
+        worker.stop()
+    # Then the job ends cancelled, not scheduled for a retry nor left to its lease
+    assert (job.state, job.cancel_reason) == (JobState.CANCELLED, "stop it")

@@ -355,18 +355,24 @@ class Worker:
             if running.decided:
                 return
             running.decided = True
+        self._write_outcome(running, outcome)
+
+    def _write_outcome(self, running: Running, outcome: Outcome) -> None:
         job = running.job
         new = transitions.finish(job, outcome, self.mill.now(), self.mill.rng)
         update = Update(new, JobState.RUNNING, job.claim_token)
         assert self._writer is not None
-        self._writer.complete(update, lambda ok: self._after(running, new, ok))
+        self._writer.complete(update, lambda ok: self._after(running, outcome, new, ok))
 
     def _release(self, running: Running) -> None:
         with self._lock:
             self._running.pop(running.job.id, None)
         self._slot_freed.set()
 
-    def _after(self, running: Running, new: Job, ok: bool) -> None:
+    def _after(self, running: Running, outcome: Outcome, new: Job, ok: bool) -> None:
+        if not ok and self._cancel_seen_late(running):
+            self._write_outcome(running, outcome)  # decide again, now knowing of the cancel
+            return
         if not ok:
             self.counts["lost"] += 1
             log.warning("job %s: the lease was lost (rescued by another worker?); this run's "
@@ -381,6 +387,18 @@ class Worker:
             self.mill.backend.notify()
         if running.definition is not None and running.definition.task_class is not None:
             self._schedule_hooks(running.definition, running.ctx, new)
+
+    def _cancel_seen_late(self, running: Running) -> bool:
+        """True if the write was refused only because a cancel came in that this run had not
+        seen yet (the store refuses to send such a job back to run); the run now knows of it."""
+        if running.job.cancel_requested:
+            return False
+        stored = self.mill.backend.get(running.job.id)
+        if (stored is None or stored.state is not JobState.RUNNING
+                or stored.claim_token != running.job.claim_token or not stored.cancel_requested):
+            return False
+        running.job.cancel_requested, running.job.cancel_reason = True, stored.cancel_reason
+        return True
 
     def _after_rescue(self, old: Job, new: Job) -> None:
         definition = self.mill.registry.get(new.task)
