@@ -312,7 +312,9 @@ class EnqueueConformance(_Store):
             assert stored(backend, job_id).args == args
 
     def test_a_batch_of_thousands_of_jobs_is_stored_whole(self, backend: Backend, mill: Mill) -> None:
+        # when three thousand jobs are enqueued in one call
         jobs = backend.enqueue([build(mill, at(0), args=[n]) for n in range(3000)], at(0))
+        # then each has its id and all are stored
         assert len(set(ids(jobs))) == 3000
         assert counts(backend) == {"default": {"queued": 3000}}
         assert stored(backend, jobs[2999].id).args == [2999]
@@ -339,8 +341,10 @@ class EnqueueConformance(_Store):
         assert mill.jobs() == []
 
     def test_a_duplicate_without_unique_is_stored_as_a_second_job(self, mill: Mill) -> None:
+        # when the same job is enqueued twice, not as unique
         first = mill.enqueue("noop", kwargs={"x": 1})
         second = mill.enqueue("noop", kwargs={"x": 1})
+        # then there are two jobs
         assert first.id != second.id and len(mill.jobs()) == 2
 
     def test_a_unique_job_returns_the_pending_match_instead_of_a_second_job(
@@ -505,8 +509,10 @@ class ClaimConformance(_Store):
 
     def test_a_queue_paused_on_one_connection_is_skipped_by_claims_on_another(
             self, backend: Backend, second_backend: Backend, mill: Mill) -> None:
+        # given a job in queue a, which another host pauses
         put(backend, mill, at(0), queue="a")
         second_backend.set_paused("a", True)
+        # then this host's worker does not take it, until the other host resumes the queue
         assert claim(backend, at(1)) == []
         second_backend.set_paused("a", False)
         assert len(claim(backend, at(2))) == 1
@@ -565,6 +571,7 @@ class ClaimConformance(_Store):
             assert (got.state, got.claim_token, got.attempts) == (RUNNING, token, 1)
 
     def test_claim_from_an_empty_store_takes_nothing(self, backend: Backend) -> None:
+        # given no job, then a claim takes nothing (and does not fail)
         assert claim(backend, at(0)) == []
 
 
@@ -693,9 +700,12 @@ class FinishConformance(_Store):
 
     def test_a_job_handed_back_at_shutdown_is_queued_again_without_counting_the_attempt(
             self, backend: Backend, mill: Mill) -> None:
+        # given a running job
         put(backend, mill, at(0))
         running = claim_one(backend, at(0))
+        # when its worker shuts down and hands it back
         assert finish(backend, running, HandedBack(), at(5)) is True
+        # then it is queued again as if that attempt never started
         got = stored(backend, running.id)
         assert (got.state, got.attempts, got.claim_token, got.lease_until) == (QUEUED, 0, None, None)
         assert claim_one(backend, at(6), token="t2").attempts == 1
@@ -841,10 +851,13 @@ class LeaseConformance(_Store):
 
     def test_a_run_that_continues_does_not_drop_a_cancel_its_worker_had_not_seen_yet(
             self, backend: Backend, mill: Mill) -> None:
+        # given a running job cancelled before its worker polled for cancels
         job = mill.enqueue("noop")
         running = claim_one(backend, at(0), lease=30)
         mill.cancel(job.id, "enough")
+        # when its run answers "continue" and the worker, unaware, queues the next iteration
         finish(backend, running, Continued({"page": 2}), at(1))
+        # then it ends cancelled, at the latest through the rescue of its lease
         for expired in backend.expired(at(31), 10):
             backend.apply([transitions.rescue(expired, at(31))], at(31))
         got = stored(backend, job.id)
@@ -868,6 +881,7 @@ class LeaseConformance(_Store):
 
 class InspectionConformance(_Store):
     def test_get_of_an_unknown_id_is_none(self, backend: Backend, mill: Mill) -> None:
+        # given a store with a job, then ids that name none, or could name none, find nothing
         put(backend, mill, at(0))
         for unknown in ("999999999", "not-a-job-id", ""):
             assert backend.get(unknown) is None
@@ -946,8 +960,10 @@ class InspectionConformance(_Store):
         assert seen == in_a
 
     def test_the_mill_lists_jobs_with_its_filters(self, mill: Mill) -> None:
+        # given two jobs of different tasks, queues and owners
         first = mill.enqueue("noop", owner="u1")
         second = mill.enqueue("other", queue="q2", owner="u2")
+        # then the mill lists them newest first, filtered, limited and paged
         assert ids(mill.jobs()) == [second.id, first.id]
         assert ids(mill.jobs(state="queued", task="noop")) == [first.id]
         assert ids(mill.jobs(state=["succeeded", "queued"], owner="u2")) == [second.id]
@@ -975,9 +991,11 @@ class InspectionConformance(_Store):
 
     def test_deleting_a_job_deletes_its_logs_and_later_lines_for_it_are_dropped(
             self, backend: Backend, mill: Mill) -> None:
+        # given a job with a log line, deleted
         job = put(backend, mill, at(0))
         backend.append_logs([NewLog(job.id, 1, at(1), "INFO", "hello")])
         assert backend.delete(job.id) is True
+        # when a late line for it arrives, it is dropped without an error; no line is left
         backend.append_logs([NewLog(job.id, 1, at(2), "INFO", "too late")])
         assert backend.logs(job.id, None) == []
 
@@ -1031,8 +1049,10 @@ class OperatorConformance(_Store):
     def test_cancel_of_scheduled_job_means_it_never_runs(self, mill: Mill, clock: FakeClock) -> None:
         ran: list[str] = []
         mill.task(name="record")(lambda ctx: ran.append(ctx.job_id))
+        # given a job scheduled in an hour, cancelled
         job = mill.enqueue("record", delay="1h")
         assert job.cancel().state is CANCELLED
+        # when its time has passed and a worker runs, then it never runs
         clock.advance("2h")
         drain(mill)
         assert ran == [] and job.refresh().state is CANCELLED
@@ -1052,6 +1072,7 @@ class OperatorConformance(_Store):
         assert got is not None and (got.state, got.cancel_reason) == (CANCELLED, "stop it")
 
     def test_cancel_of_a_finished_job_is_refused(self, mill: Mill) -> None:
+        # given a cancelled job, then cancelling it again is refused and changes nothing
         job = mill.enqueue("noop")
         mill.cancel(job.id)
         with pytest.raises(InvalidTransition):
@@ -1059,6 +1080,7 @@ class OperatorConformance(_Store):
         assert job.refresh().state is CANCELLED
 
     def test_cancel_or_retry_of_an_unknown_job_raises_job_not_found(self, mill: Mill) -> None:
+        # given no job with that id, then both actions say so
         with pytest.raises(JobNotFound):
             mill.cancel("999999999")
         with pytest.raises(JobNotFound):
@@ -1102,6 +1124,7 @@ class OperatorConformance(_Store):
         assert claim_one(backend, at(2), token="t2").attempts == 2
 
     def test_retry_of_an_unfinished_job_is_refused(self, mill: Mill) -> None:
+        # given a queued job, then retrying it is refused and changes nothing
         job = mill.enqueue("noop")
         with pytest.raises(InvalidTransition):
             mill.retry(job.id)
@@ -1109,14 +1132,17 @@ class OperatorConformance(_Store):
 
     def test_delete_removes_a_job_that_is_not_running_with_its_logs(
             self, backend: Backend, mill: Mill) -> None:
+        # given a queued job with a log line
         job = mill.enqueue("noop")
         backend.append_logs([NewLog(job.id, 1, at(0), "INFO", "hello")])
+        # when it is deleted, then it and its lines are gone, and deleting again says so
         assert mill.delete(job.id) is True
         assert mill.get(job.id) is None and mill.logs(job.id) == []
         assert mill.delete(job.id) is False
         assert mill.delete("999999999") is False
 
     def test_a_running_job_cannot_be_deleted(self, backend: Backend, mill: Mill) -> None:
+        # given a running job, then deleting it is refused, by the mill and by the backend
         job = mill.enqueue("noop")
         claim_one(backend, at(0))
         with pytest.raises(InvalidTransition):
@@ -1165,17 +1191,22 @@ class OperatorConformance(_Store):
 
     def test_delete_queued_deletes_at_most_count_and_only_in_the_queue_given(
             self, mill: Mill) -> None:
+        # given three identical queued jobs in the default queue
         for _ in range(3):
             mill.enqueue("noop", args=["x"])
+        # then a delete for another queue takes none, one with a count takes that many
         assert mill.delete_queued("noop", args=["x"], queue="elsewhere") == 0
+        assert mill.delete_queued("noop", args=["x"], count=0) == 0
         assert mill.delete_queued("noop", args=["x"], count=2) == 2
         assert len(mill.jobs()) == 1
         assert mill.delete_queued("noop") == 1 and mill.jobs() == []
 
     def test_delete_scheduled_removes_only_scheduled_jobs(self, mill: Mill) -> None:
+        # given a queued job and two scheduled ones, all alike
         now = mill.enqueue("noop", args=[1])
         mill.enqueue("noop", args=[1], delay="1h")
         mill.enqueue("noop", args=[1], delay="2h")
+        # when scheduled ones are deleted, then only they go
         assert mill.delete_scheduled("noop", args=[1], count=1) == 1
         assert mill.delete_scheduled("noop", args=[1]) == 1
         assert ids(mill.jobs()) == [now.id]
@@ -1212,6 +1243,7 @@ class SchedulingConformance(_Store):
 
     def test_promote_due_moves_at_most_limit_jobs_earliest_first(
             self, backend: Backend, mill: Mill) -> None:
+        # given three due jobs, when at most two are promoted, then they are the two earliest
         late, early, middle = (put(backend, mill, at(0), delay=d) for d in (30, 10, 20))
         assert backend.promote_due(at(60), 2) == 2
         assert [stored(backend, j.id).state for j in (early, middle, late)] == [QUEUED, QUEUED,
@@ -1219,9 +1251,11 @@ class SchedulingConformance(_Store):
 
     def test_next_due_is_the_earliest_time_of_a_scheduled_job(
             self, backend: Backend, mill: Mill) -> None:
+        # given no scheduled job, there is no next time, even with a queued one
         assert backend.next_due() is None
         put(backend, mill, at(0))
         assert backend.next_due() is None
+        # given jobs due at t=30 and t=10, the next time is t=10, then t=30 once that is promoted
         put(backend, mill, at(0), delay=30)
         put(backend, mill, at(0), delay=10)
         assert backend.next_due() == at(10)
@@ -1233,6 +1267,7 @@ class SchedulingConformance(_Store):
         assert backend.next_due() is None
 
     def test_a_time_in_the_past_means_now(self, mill: Mill, clock: FakeClock) -> None:
+        # when a job is enqueued for yesterday, then it is queued for now
         job = mill.enqueue("noop", at=clock() - timedelta(days=1))
         assert (job.state, job.scheduled_at) == (QUEUED, clock())
 
@@ -1306,8 +1341,10 @@ class PeriodicConformance(_Store):
         assert len(everything(backend)) == 1
 
     def test_a_stopped_periodic_task_does_not_fire(self, backend: Backend, mill: Mill) -> None:
+        # given a periodic task that was stopped
         backend.periodic_register("tick", at(0))
         backend.periodic_set("tick", False, at(0))
+        # then its next slot does not fire, and it keeps its last slot
         assert backend.periodic_fire("tick", at(300), build(mill, at(300)), at(300)) is None
         state = backend.periodic_states()["tick"]
         assert (state.enabled, state.last_slot) == (False, at(0)) and everything(backend) == []
@@ -1326,8 +1363,10 @@ class PeriodicConformance(_Store):
 
     def test_turning_on_a_periodic_task_that_is_on_keeps_its_last_slot(
             self, backend: Backend, mill: Mill) -> None:
+        # given a task that is on since slot t=300, when it is turned on again at t=900
         backend.periodic_register("tick", at(300))
         backend.periodic_set("tick", True, at(900))
+        # then its last slot stays, and the slot after it still fires
         assert backend.periodic_states()["tick"].last_slot == at(300)
         assert backend.periodic_fire("tick", at(600), build(mill, at(600)), at(600)) is not None
 
@@ -1460,6 +1499,7 @@ class PayloadConformance(_Store):
         assert typed(got.result) == typed(PAYLOAD)
 
     def test_scalar_results_round_trip_with_their_type(self, backend: Backend, mill: Mill) -> None:
+        # given results of each JSON type, then each comes back with its type
         results: list[Any] = [None, 0, 1.0, -0.5, True, "", "text", [], {}, 2**63]
         for n, result in enumerate(results):
             put(backend, mill, at(n))
@@ -1469,12 +1509,15 @@ class PayloadConformance(_Store):
 
     def test_progress_messages_log_lines_and_reasons_keep_their_text(
             self, backend: Backend, mill: Mill) -> None:
+        # given a running job, and text in several scripts, with quotes and a newline
         job = mill.enqueue("noop")
         running = claim_one(backend, at(0))
         text = "½ done ✓ 🚀\nline two \"quoted\" \\ עברית"
+        # when it is written as a progress message, a log line and a cancel reason
         assert backend.set_progress(job.id, running.claim_token or "", 50.0, text, at(1))
         backend.append_logs([NewLog(job.id, 1, at(1), "INFO", text)])
         mill.cancel(job.id, text)
+        # then each reads back as written
         got = stored(backend, job.id)
         assert (got.progress_message, got.cancel_reason) == (text, text)
         assert [r.message for r in backend.logs(job.id, None)] == [text]
@@ -1484,16 +1527,20 @@ class PayloadConformance(_Store):
                              ids=["nan", "infinity", "nul", "surrogate", "int-key", "set", "too-deep"])
     def test_a_payload_that_breaks_the_policy_is_refused_and_nothing_is_stored(
             self, mill: Mill, bad: Any) -> None:
+        # when a value that is not strict JSON is enqueued, alone or in a batch, it is refused
         with pytest.raises(PayloadError):
             mill.enqueue("noop", kwargs={"value": bad})
         with pytest.raises(PayloadError):
             mill.enqueue_many([{"task": "noop"}, {"task": "noop", "args": [bad]}])
+        # then nothing is stored
         assert mill.jobs() == []
 
     def test_a_payload_over_the_size_limit_is_refused(self, url: str, backend: Backend,
                                                      clock: FakeClock) -> None:
+        # given a mill that takes payloads of up to 1000 bytes
         mill = Mill(url, clock=clock, backend=backend, payload_limit=1000)
         mill.task(noop)
+        # then a payload within it is stored, one over it refused
         mill.enqueue("noop", args=["x" * 900])
         with pytest.raises(PayloadError):
             mill.enqueue("noop", args=["x" * 1001])
@@ -1543,8 +1590,10 @@ class LifecycleConformance(_Store):
             ctx.log.info("hello %s", "world")
             ctx.log.warning("careful")
 
+        # when a task that reports progress and logs has run
         job = chatty.enqueue()
         drain(mill)
+        # then its job holds the message and the lines, with the attempt that wrote them
         job.refresh()
         assert (job.state, job.progress_message) == (SUCCEEDED, "4 of 10")
         assert [(r.level, r.message, r.attempt) for r in job.logs()] == [
