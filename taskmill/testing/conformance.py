@@ -232,6 +232,20 @@ class EnqueueConformance(_Store):
         assert (got.parent, got.max_attempts, got.timeout, got.max_iterations) == (
             parent.id, 3, 600.0, 7)
 
+    def test_a_stored_job_is_there_for_a_new_connection_after_the_first_closed(
+            self, url: str, mill: Mill) -> None:
+        # given a job enqueued on a connection that is then closed (a process that exits)
+        first = self.connect(url)
+        job = put(first, mill, at(0), kwargs={"keep": True})
+        expected = snapshot(job)
+        first.close()
+        # when a new connection opens the store, then the job is there as it was stored
+        reopened = self.connect(url)
+        try:
+            assert snapshot(stored(reopened, job.id)) == expected
+        finally:
+            reopened.close()
+
     def test_times_read_back_in_utc_to_the_microsecond(self, backend: Backend, mill: Mill) -> None:
         # given a job created and scheduled at instants with microseconds
         created = at(0) + timedelta(microseconds=123457)
