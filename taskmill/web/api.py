@@ -38,6 +38,7 @@ from .service import Service, call
 M = TypeVar("M", bound=BaseModel)
 POLL = 0.25
 KEEPALIVE = 15.0
+LOG_TAIL = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,22 +149,20 @@ async def events(service: Service, request: Request, job_id: str, with_logs: boo
     seen_count = 0  # lines seen with `at == seen_at`
     quiet = 0.0
     while True:
-        if with_logs:
-            records = await call(service.logs, who, job_id, 500)
+        try:
+            job, records = await call(service.follow, who, job_id, LOG_TAIL if with_logs else None)
+        except TaskmillError as exc:
+            yield sse("error", error_body(exc))
+            return
+        if records:
             fresh = [r for r in records if seen_at is None or r.at > seen_at]
-            same = [r for r in records if seen_at is not None and r.at == seen_at]
-            fresh = same[seen_count:] + fresh
+            fresh = [r for r in records if r.at == seen_at][seen_count:] + fresh
             for record in fresh:
                 yield sse("log", LogOut.of(record).model_dump(mode="json"))
                 if record.at == seen_at:
                     seen_count += 1
                 else:
                     seen_at, seen_count = record.at, 1
-        try:
-            job = await call(service.get, who, job_id)
-        except TaskmillError as exc:
-            yield sse("error", error_body(exc))
-            return
         data = JobOut.of(job).model_dump(mode="json")
         if data != last:
             last, quiet = data, 0.0

@@ -96,7 +96,8 @@ class Pages:
         html = self.env.get_template(name).render(
             request=request, base=root, who=who, csrf_field=CSRF_FIELD,
             csrf_token=self.access.csrf_token(cookie) if cookie else "",
-            token_login=self.access.token is not None, states=[s.value for s in STATES],
+            token_login=self.access.token is not None, app_auth=self.access.authenticate is not None,
+            states=[s.value for s in STATES],
             message=MESSAGES.get(request.query_params.get("done", "")), **context)
         return HTMLResponse(html, status_code=status, headers=security_headers())
 

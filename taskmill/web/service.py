@@ -102,6 +102,12 @@ class Service:
         self.get(who, job_id)
         return self.mill.logs(job_id, limit)
 
+    def follow(self, who: Principal, job_id: str, log_tail: int | None) -> tuple[Job, list[LogRecord]]:
+        """One look at a job for a live view: the job, then (if asked) its last `log_tail` lines,
+        read after it, so a terminal job's lines are all there."""
+        job = self.get(who, job_id)
+        return job, (self.mill.logs(job_id, log_tail) if log_tail else [])
+
     # -- tasks, queues, periodic ---------------------------------------------------------------
 
     def tasks(self) -> list[dict[str, Any]]:
