@@ -552,3 +552,39 @@ def test_a_mill_on_postgresql_runs_retries_and_finishes_jobs_through_a_worker(mi
     job.refresh()
     assert (job.state, job.result, job.attempts, attempts) == (JobState.SUCCEEDED, "ok", 2, [1, 2])
     assert [r.message for r in job.logs()] == ["second try"]
+
+
+def test_a_task_whose_error_holds_a_nul_character_ends_failed_and_the_worker_goes_on(
+        mill: Mill) -> None:
+    # given a task whose exception message holds a NUL character, which PostgreSQL refuses
+    @mill.task(retry=0)
+    def nul(ctx: Any) -> None:
+        raise ValueError("bad\x00byte")
+
+    job = nul.enqueue()
+    other = mill.enqueue("noop")
+    # when a worker runs it and another job
+    drain(mill)
+    # then it failed, with the character written out, and the other job was not held up
+    job.refresh()
+    assert job.state is JobState.FAILED and job.error is not None
+    assert job.error.message == "bad\\x00byte"
+    assert other.refresh().state is JobState.SUCCEEDED
+
+
+def test_taskmill_migrate_prepares_a_store_that_does_not_migrate_itself(pg_url: str) -> None:
+    import subprocess
+    import sys
+
+    # given a URL that tells taskmill not to migrate on first use
+    url = pg_url + "&migrate=false"
+    # when `taskmill migrate` runs on it
+    proc = subprocess.run([sys.executable, "-m", "taskmill", "migrate", "--url", url],
+                          capture_output=True, text=True, timeout=60)
+    # then it succeeds, and the store is ready at the current version
+    assert proc.returncode == 0, proc.stderr
+    backend = PostgresBackend(url)
+    try:
+        assert backend.schema_version() == SCHEMA_VERSION and backend.get("1") is None
+    finally:
+        backend.close()

@@ -664,9 +664,18 @@ def _apply_params(update: Update) -> tuple[Any, ...]:
     j = update.job
     return (_int_or(j.id, -1), update.expect_state.value, update.expect_token, j.state.value,
             j.scheduled_at, j.attempts, j.max_attempts, float(j.progress), j.progress_message,
-            _dumps(j.result), _dumps(j.error.to_json()) if j.error else None, j.started_at,
+            _dumps(j.result), _error_json(j.error), j.started_at,
             j.finished_at, j.iterations, _dumps(j.state_data), bool(j.cancel_requested),
             j.cancel_reason, j.claim_token, j.worker, j.lease_until)
+
+
+def _error_json(error: JobError | None) -> str | None:
+    """An attempt's error as jsonb can hold it. An exception's message or traceback may hold a
+    NUL character, which PostgreSQL refuses in any text: it is written as `\\x00` (as job logs
+    write it), or the worker's every write of that outcome would fail."""
+    if error is None:
+        return None
+    return _dumps({k: v.replace("\x00", "\\x00") for k, v in error.to_json().items()})
 
 
 def _int_or(value: Any, default: Any) -> Any:
