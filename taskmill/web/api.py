@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import typing
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from types import UnionType
+from typing import Any, TypeVar, Union
 
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
@@ -17,7 +19,7 @@ from starlette.routing import BaseRoute, Route
 
 from ..errors import InvalidInput, TaskmillError, http_status
 from ..task import field_errors
-from .auth import principal_of
+from .auth import Principal, principal_of
 from .models import (
     CancelRequest,
     EnqueueRequest,
@@ -52,7 +54,7 @@ class Call:
     parsed_query: BaseModel | None
 
     @property
-    def who(self) -> Any:
+    def who(self) -> Principal:
         return principal_of(self.request)
 
     def body(self, model: type[M]) -> M:
@@ -69,6 +71,9 @@ Handler = Callable[[Call], Awaitable[BaseModel | Response | None]]
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
+    """One row of the routes table: method and path, the handler, and the typed request parts and
+    response that the OpenAPI document is made of."""
+
     method: str
     path: str
     handler: Handler
@@ -237,13 +242,20 @@ async def parse_body(request: Request, endpoint: Endpoint) -> BaseModel | None:
         raise invalid(exc, "body") from None
 
 
+def _is_list(annotation: Any) -> bool:
+    """Whether a query field takes many values (`list[X]` or `list[X] | None`)."""
+    options = typing.get_args(annotation) if typing.get_origin(annotation) in (Union, UnionType) \
+        else (annotation,)
+    return any(typing.get_origin(option) is list for option in options)
+
+
 def parse_query(request: Request, model: type[BaseModel]) -> BaseModel:
     data: dict[str, Any] = {}
     for name, info in model.model_fields.items():
         values = request.query_params.getlist(name)
         if not values:
             continue
-        if "list" in str(info.annotation):
+        if _is_list(info.annotation):
             data[name] = [part.strip() for v in values for part in v.split(",") if part.strip()]
         else:
             data[name] = values[-1]

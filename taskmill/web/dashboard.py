@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from pydantic import ValidationError
@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from ..errors import InvalidInput, JobNotFound, TaskmillError, http_status
+from ..errors import InvalidInput, JobNotFound, TaskmillError, UnknownTask, http_status
 from ..job import STATES, JobState
 from ..task import field_errors
 from .auth import CSRF_FIELD, SESSION_COOKIE, Access, csrf_cookie_value, principal_of
@@ -78,6 +78,8 @@ def safe_url(url: str | None, job_id: str) -> str | None:
 
 
 class Pages:
+    """The dashboard's handlers: each page reads through the service, each form posts back here."""
+
     def __init__(self, service: Service, access: Access) -> None:
         self.service = service
         self.access = access
@@ -135,7 +137,7 @@ class Pages:
         wanted = params.get("id", "").strip()
         if wanted:
             root = root_of(request)
-            return RedirectResponse(f"{root}/jobs/{wanted}", status_code=303)
+            return RedirectResponse(f"{root}/jobs/{quote(wanted, safe='')}", status_code=303)
         filters = {k: params.get(k, "").strip() for k in ("state", "queue", "task", "owner", "parent")}
         try:
             query = JobsQuery.model_validate({**{k: v for k, v in filters.items() if v},
@@ -207,16 +209,15 @@ class Pages:
                 reason = form.get("reason")
                 await call(self.service.cancel, who, job_id,
                            reason if isinstance(reason, str) and reason else "cancelled from the dashboard")
-                return self.back(request, f"/jobs/{job_id}", "cancelled")
-            if action == "retry":
+            elif action == "retry":
                 await call(self.service.retry, who, job_id)
-                return self.back(request, f"/jobs/{job_id}", "retried")
-            if action == "delete":
+            else:
                 await call(self.service.delete, who, job_id)
                 return self.back(request, "/jobs", "deleted")
         except TaskmillError as exc:
             return self.error(request, exc)
-        return self.error(request, JobNotFound(job_id))  # pragma: no cover - actions checked above
+        done = "retried" if action == "retry" else "cancelled"
+        return self.back(request, f"/jobs/{quote(job_id, safe='')}", done)
 
     async def trigger(self, request: Request) -> Response:
         """POST /tasks/{name}: enqueue from the trigger form; field errors go back to the form."""
@@ -226,7 +227,7 @@ class Pages:
         tasks = await call(self.service.tasks)
         task = next((t for t in tasks if t["name"] == name), None)
         if task is None:
-            return self.error(request, JobNotFound(name))
+            return self.error(request, UnknownTask(name))
         fields = with_fields(task)["fields"]
         kwargs, errors = read_form(fields, form)
         options = {key: value for key in OPTION_FIELDS
