@@ -120,20 +120,36 @@ def _py(module: str, *args: str) -> list[str]:
     return [PY, "-m", module, *args]
 
 
+def taskmill_cli_available() -> bool:
+    try:
+        return importlib.util.find_spec("taskmill.cli") is not None
+    except ImportError:
+        return False
+
+
 def taskmill_worker(use_cli: bool) -> Callable[[Slot], list[str]]:
+    """`taskmill worker --app ...` (the CLI: `--processes 2 --concurrency 1` for CPU-bound work), or
+    `mill.worker(concurrency=N).run()` in a small script where the CLI is not there."""
     def worker(s: Slot) -> list[str]:
-        if use_cli:
-            return [PY, "-c", "import sys; from taskmill.cli import main; sys.exit(main())", "worker",
-                    "--app", f"{ADAPTERS}.taskmill_peer:mill", "--url", s.cfg.url,
-                    "--concurrency", str(s.cfg.slots)]
-        return _py(f"{ADAPTERS}.taskmill_peer", "--concurrency", str(s.cfg.slots))
+        if not use_cli:
+            return _py(f"{ADAPTERS}.taskmill_peer", "--concurrency", str(s.cfg.slots))
+        processes, concurrency = (s.cfg.slots, 1) if s.kind == "cpu" else (1, s.cfg.slots)
+        return _py("taskmill", "worker", "--app", f"{ADAPTERS}.taskmill_peer:mill", "--url", s.cfg.url,
+                   "--concurrency", str(concurrency), "--processes", str(processes),
+                   "--log-level", "warning")
     return worker
 
 
-def taskmill_setting(kind: str, n: int) -> str:
-    return {"sleep": f"`async def` jobs, concurrency {n} (event loop)",
-            "cpu": f"concurrency {n} (threads; no process pool yet)"}.get(
-                kind, f"concurrency {n} (thread pool)")
+def taskmill_setting(use_cli: bool) -> Callable[[str, int], str]:
+    def setting(kind: str, n: int) -> str:
+        if use_cli:
+            return {"noop": f"`taskmill worker --concurrency {n}` (thread pool)",
+                    "sleep": f"`async def` job, `--concurrency {n}` (event loop)",
+                    "cpu": f"`--processes {n} --concurrency 1`"}[kind]
+        return {"noop": f"`mill.worker(concurrency={n}).run()` (thread pool)",
+                "sleep": f"`async def` job, concurrency {n} (event loop)",
+                "cpu": f"concurrency {n} (threads: no CLI with --processes here)"}[kind]
+    return setting
 
 
 def celery_worker(s: Slot) -> list[str]:
@@ -177,10 +193,10 @@ def procrastinate_worker(s: Slot) -> list[str]:
 
 def systems(use_cli: bool) -> list[System]:
     slots = {"noop": 8, "sleep": 32, "cpu": 2}
-    tm = taskmill_worker(use_cli)
+    tm, tm_setting = taskmill_worker(use_cli), taskmill_setting(use_cli)
     return [
         System("taskmill-redis", "taskmill", "redis", "taskmill_peer", "taskmill",
-               ("taskmill.backends.redis", "redis"), slots, tm, taskmill_setting, prepare=True,
+               ("taskmill.backends.redis", "redis"), slots, tm, tm_setting, prepare=True,
                bulk_name="enqueue_many"),
         System("celery", "Celery", "redis", "celery_peer", "celery", ("celery", "redis"), slots,
                celery_worker, lambda k, n: f"`-P {'prefork' if k == 'cpu' else 'threads'} -c {n}`"),
@@ -199,14 +215,14 @@ def systems(use_cli: bool) -> list[System]:
                lambda k, n: (f"`--workers {n}`, concurrency 1" if k == "cpu"
                              else f"concurrency {n} (event loop)")),
         System("taskmill-postgres", "taskmill", "postgres", "taskmill_peer", "taskmill",
-               ("taskmill.backends.postgres", "psycopg"), slots, tm, taskmill_setting, prepare=True,
+               ("taskmill.backends.postgres", "psycopg"), slots, tm, tm_setting, prepare=True,
                bulk_name="enqueue_many"),
         System("procrastinate", "Procrastinate", "postgres", "procrastinate_peer", "procrastinate",
                ("procrastinate", "psycopg"), slots, procrastinate_worker,
                lambda k, n: f"`--concurrency {n}` (event loop)", prepare=True,
                bulk_name="batch_defer_async"),
         System("taskmill-sqlite", "taskmill", "sqlite", "taskmill_peer", "taskmill", ("taskmill",), slots,
-               tm, taskmill_setting, prepare=True, bulk_name="enqueue_many"),
+               tm, tm_setting, prepare=True, bulk_name="enqueue_many"),
         System("huey-sqlite", "Huey", "sqlite", "huey_peer", "huey", ("huey",), slots, huey_worker,
                lambda k, n: f"`-w {n} -k {'process' if k == 'cpu' else 'thread'}`"),
     ]
@@ -447,8 +463,9 @@ class Bench:
             try:
                 code = proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                stop(proc, 0)
                 raise BenchError(f"timeout: the {phase} driver ran over {timeout:.0f} s") from None
+            finally:
+                stop(proc, 0)
         if code != 0 or not out.exists():
             raise BenchError(f"the {phase} driver failed (exit {code}): {tail(logfile)}")
         data: dict[str, Any] = json.loads(out.read_text())
@@ -742,9 +759,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpu-jobs", type=int, help="CPU-bound jobs (default 200; 0 to skip)")
     parser.add_argument("--systems", help="comma-separated keys to run (default all); see --list")
     parser.add_argument("--list", action="store_true", help="list the systems and exit")
-    parser.add_argument("--taskmill-cli", action="store_true",
-                        help="run taskmill's worker as `taskmill worker --app ...` instead of "
-                             "`mill.worker(...).run()` in a small script")
+    parser.add_argument("--taskmill-worker", choices=("auto", "cli", "script"), default="auto",
+                        help="taskmill's worker: `taskmill worker --app ...` (cli), "
+                             "`mill.worker(...).run()` in a small script, or the CLI where it is "
+                             "importable (auto, the default)")
     parser.add_argument("--out", default=str(HERE / "results" / "latest.md"), help="Markdown table")
     parser.add_argument("--json", default=None, help="raw figures and checks (default: --out with .json)")
     args = parser.parse_args(argv)
@@ -755,7 +773,9 @@ def main(argv: list[str] | None = None) -> int:
     args.samples = args.samples or (50 if quick else 200)
     args.io_jobs = (500 if quick else 2_000) if args.io_jobs is None else args.io_jobs
     args.cpu_jobs = (50 if quick else 200) if args.cpu_jobs is None else args.cpu_jobs
-    all_systems = systems(args.taskmill_cli)
+    use_cli = args.taskmill_worker == "cli" or (args.taskmill_worker == "auto"
+                                                 and taskmill_cli_available())
+    all_systems = systems(use_cli)
     if args.list:
         for s in all_systems:
             print(f"{s.key:20} {s.store:9} {s.name}")
@@ -820,6 +840,7 @@ def main(argv: list[str] | None = None) -> int:
     json_path.write_text(json.dumps({
         "meta": meta, "skipped": skipped,
         "systems": {s.key: {"name": s.name, "store": s.store, "version": s.version(),
+                            "settings": {k: s.setting(k, n) for k, n in s.slots.items()},
                             "values": bench.results.values.get(s.key, {})} for s in measured},
         "raw": raw, "checks": [vars(c) for c in bench.results.checks]}, indent=1))
     log(f"wrote {out} and {json_path}")
