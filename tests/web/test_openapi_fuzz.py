@@ -3,7 +3,9 @@ server error, and each answer matches the document (status, content type, schema
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from typing import Any
 
@@ -28,6 +30,8 @@ MILL.enqueue("boom")
 MILL.worker(poll="50ms").run(burst=True)
 MILL.enqueue("slow", kwargs={"steps": 1, "pause": 0})
 APP = create_app(MILL, token=TOKEN)
+atexit.register(shutil.rmtree, _dir, True)
+atexit.register(MILL.close)
 
 schema = schemathesis.openapi.from_asgi("/api/openapi.json", APP, headers=AUTH)
 # The events stream of a job that never finishes would not end; its endpoint has tests of its own.
