@@ -197,8 +197,11 @@ def test_a_value_the_server_refuses_is_reported_as_backend_unavailable_and_store
     assert mill.jobs() == []
 
 
-def test_pooled_connections_commit_durably_in_utc(backend: PostgresBackend) -> None:
-    # given the server's default, whatever it is: the backend's sessions say what they use
+def test_pooled_connections_commit_durably_in_utc(mill: Mill, backend: PostgresBackend) -> None:
+    # given a claim, whose one transaction does not wait for the disk
+    mill.enqueue("noop")
+    assert backend.claim(None, 1, "w", "t", T0 + timedelta(minutes=1), T0)
+    # then the sessions still commit durably, in UTC, whatever the server's defaults
     with backend._conn() as conn:
         settings = conn.execute("SELECT current_setting('synchronous_commit'), "
                                 "current_setting('TimeZone')").fetchone()

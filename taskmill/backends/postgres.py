@@ -364,7 +364,8 @@ class PostgresBackend(Backend):
     def claim(self, queues: Sequence[str] | None, limit: int, worker: str, token: str,
               lease_until: datetime, now: datetime) -> list[Job]:
         """One statement: the `FOR UPDATE SKIP LOCKED` pick and the update to running, so two
-        claimers never take one job and never wait for each other."""
+        claimers never take one job and never wait for each other. Its commit does not wait for
+        the disk: a claim a crash forgets leaves the job queued, to run again (see queries.sql)."""
         params = {"queues": None if queues is None else list(queues), "limit": limit,
                   "now": now, "token": token, "worker": worker, "lease_until": lease_until}
         with self._cursor() as cur:
@@ -634,6 +635,10 @@ def _alive(conn: psycopg.Connection[Any]) -> bool:
     if conn.closed or conn.broken or conn.info.transaction_status in _TERMINATED:
         return False
     try:
+        if hasattr(select, "poll"):  # no limit on descriptor numbers, unlike select()
+            poller = select.poll()
+            poller.register(conn.fileno(), select.POLLIN)
+            return not poller.poll(0)
         readable, _, _ = select.select([conn.fileno()], [], [], 0)
     except (OSError, ValueError):
         return False

@@ -242,9 +242,8 @@ class SQLiteBackend(Backend):
         return {str(row[0]): row[1] for row in rows}
 
     def get(self, job_id: str) -> Job | None:
-        try:
-            key = int(job_id)
-        except (TypeError, ValueError):
+        key = _int_or(job_id, -1)
+        if key < 0:
             return None
         with self._lock:
             try:
@@ -361,10 +360,12 @@ class SQLiteBackend(Backend):
 
 
 def _int_or(value: str, default: int) -> int:
+    """`value` as an id, or `default` if it is not a whole number SQLite can hold."""
     try:
-        return int(value)
+        number = int(value)
     except (TypeError, ValueError):
         return default
+    return number if -(2**63) <= number < 2**63 else default
 
 
 def _to_job(row: dict[str, Any]) -> Job:

@@ -146,6 +146,12 @@ WHERE id = %s AND state IN ('scheduled', 'queued')
 RETURNING *;
 
 -- name: claim
+-- `relaxed` (here and in heartbeat, set_progress, promote_due) commits this one transaction
+-- without waiting for its WAL to reach the disk (the session stays synchronous_commit=on). A
+-- crash can then forget only the claim, a lease extension, a progress figure or a promotion,
+-- each of which is done again (the job is queued again and runs again: at least once); the next
+-- durable commit, an enqueue's or a completion's, flushes them anyway. Enqueues, completions,
+-- logs and operator actions stay durable.
 WITH picked AS (
     SELECT id FROM {schema}.jobs
     WHERE state = 'queued'
@@ -158,7 +164,7 @@ WITH picked AS (
 UPDATE {schema}.jobs AS j
 SET state = 'running', attempts = j.attempts + 1, started_at = %(now)s, claim_token = %(token)s,
     worker = %(worker)s, lease_until = %(lease_until)s, cancel_requested = false
-FROM picked
+FROM picked, (SELECT set_config('synchronous_commit', 'off', true)) AS relaxed
 WHERE j.id = picked.id
 RETURNING j.*;
 
@@ -191,12 +197,14 @@ RETURNING j.id;
 
 -- name: heartbeat
 UPDATE {schema}.jobs AS j SET lease_until = %(lease_until)s
-FROM unnest(%(ids)b::bigint[], %(tokens)b::text[]) AS l(id, token)
+FROM unnest(%(ids)b::bigint[], %(tokens)b::text[]) AS l(id, token),
+     (SELECT set_config('synchronous_commit', 'off', true)) AS relaxed
 WHERE j.id = l.id AND j.state = 'running' AND j.claim_token = l.token
 RETURNING j.id;
 
 -- name: set_progress
 UPDATE {schema}.jobs SET progress = %s, progress_message = %s
+FROM (SELECT set_config('synchronous_commit', 'off', true)) AS relaxed
 WHERE id = %s AND state = 'running' AND claim_token = %s;
 
 -- name: insert_log
@@ -271,7 +279,9 @@ WITH due AS (
     ORDER BY id
     FOR UPDATE
 )
-UPDATE {schema}.jobs AS j SET state = 'queued' FROM locked WHERE j.id = locked.id;
+UPDATE {schema}.jobs AS j SET state = 'queued'
+FROM locked, (SELECT set_config('synchronous_commit', 'off', true)) AS relaxed
+WHERE j.id = locked.id;
 
 -- name: next_due
 SELECT min(scheduled_at) FROM {schema}.jobs WHERE state = 'scheduled';
