@@ -122,6 +122,12 @@ def test_list_filters_by_one_or_more_states(client: TestClient, mill: Mill) -> N
     assert len(repeated) == 2
 
 
+def test_a_cursor_or_parent_beyond_any_id_gives_an_empty_page(client: TestClient, mill: Mill) -> None:
+    mill.enqueue("add", kwargs={"a": 1})
+    assert client.get("/api/jobs", params={"parent": "9" * 30}).json() == {"items": [], "next": None}
+    assert client.get("/api/jobs", params={"after": "9" * 30}).status_code == 200
+
+
 def test_list_with_a_bad_filter_is_422(client: TestClient) -> None:
     assert client.get("/api/jobs?state=sleeping").status_code == 422
     assert client.get("/api/jobs?limit=0").status_code == 422
@@ -153,7 +159,9 @@ def test_a_failed_job_has_its_error_with_the_traceback(client: TestClient, mill:
 
 
 def test_get_an_unknown_job_is_404(client: TestClient) -> None:
-    for path in ("/api/jobs/999", "/api/jobs/not-a-number", "/api/jobs/999/logs", "/api/jobs/999/events"):
+    huge = "9" * 30  # more than any store's integer
+    for path in ("/api/jobs/999", "/api/jobs/not-a-number", "/api/jobs/999/logs", "/api/jobs/999/events",
+                 f"/api/jobs/{huge}", f"/api/jobs/{huge}/logs"):
         response = client.get(path)
         assert response.status_code == 404, path
         assert error_of(response)["type"] == "JobNotFound"
