@@ -45,6 +45,9 @@ def _check(value: Any, depth: int, what: str) -> None:
 
 def dumps(value: Any, what: str = "value", limit: int = DEFAULT_LIMIT) -> str:
     """`value` as compact JSON text, or `PayloadError` if it breaks the policy."""
+    t = type(value)
+    if (t is list or t is dict) and not value and limit >= 2:
+        return "[]" if t is list else "{}"  # the usual arguments of a job, without the encoder
     _check(value, 0, what)
     text = encode(value)
     try:
@@ -58,8 +61,17 @@ def dumps(value: Any, what: str = "value", limit: int = DEFAULT_LIMIT) -> str:
 
 def encode_unchecked(value: Any) -> str | None:
     """Canonical JSON text of a value already checked (or None for None): sorted keys, compact."""
-    return None if value is None else encode(value)
+    if value is None:
+        return None
+    t = type(value)
+    if (t is list or t is dict) and not value:
+        return "[]" if t is list else "{}"
+    return encode(value)
 
 
 def loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
+    if text is None:
+        return None
+    if text == "[]" or text == "{}":
+        return [] if text == "[]" else {}  # a fresh one each time, as json.loads gives
+    return json.loads(text)

@@ -7,9 +7,9 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 from ..errors import BackendUnavailable, ConfigError
@@ -19,7 +19,8 @@ from .base import Backend, JobFilter, NewLog, PeriodicState
 from .sql import queries
 from .wake import SocketWaker
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+MAX_ROWID = 2**63 - 1
 Q = queries("sqlite")
 
 
@@ -87,24 +88,12 @@ class SQLiteBackend(Backend):
         self._conn, self._pid = conn, os.getpid()
         return conn
 
-    @contextlib.contextmanager
-    def _tx(self, write: bool = True) -> Iterator[sqlite3.Connection]:
+    def _tx(self, write: bool = True) -> _Tx:
         """One transaction (`BEGIN IMMEDIATE` for writes); driver errors become BackendUnavailable."""
-        with self._lock:
-            conn = self._connect()
-            try:
-                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-                try:
-                    yield conn
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                if conn.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):
-                        conn.execute("ROLLBACK")
-                raise BackendUnavailable(f"sqlite {self.path}: {exc}") from exc
+        return _Tx(self, "BEGIN IMMEDIATE" if write else "BEGIN")
+
+    def _unavailable(self, exc: sqlite3.Error) -> BackendUnavailable:
+        return BackendUnavailable(f"sqlite {self.path}: {exc}")
 
     def _read(self, sql: str, params: Any = ()) -> list[Any]:
         with self._lock:
@@ -153,6 +142,23 @@ class SQLiteBackend(Backend):
     # -- the contract ----------------------------------------------------------------------
 
     def enqueue(self, jobs: Sequence[Job], now: datetime) -> list[Job]:
+        texts: dict[int, str | None] = {}
+        if not any(job.unique and job.unique_key for job in jobs):
+            # The common case: plain inserts, their rows built before taking the write lock.
+            rows = [_insert_row(job, texts) for job in jobs]
+            if len(rows) == 1:
+                with self._tx() as conn:
+                    jobs[0].id = str(conn.execute(Q["insert_job"], rows[0]).lastrowid)
+                return list(jobs)
+            try:
+                with self._tx() as conn:
+                    first = self._insert_many(conn, rows)
+            except _NotConsecutive:
+                pass  # rolled back: insert them one by one below
+            else:
+                for offset, job in enumerate(jobs):
+                    job.id = str(first + offset)
+                return list(jobs)
         out: list[Job] = []
         with self._tx() as conn:
             for job in jobs:
@@ -167,15 +173,23 @@ class SQLiteBackend(Backend):
                             match = self._jobs(cur)[0]
                         out.append(match)
                         continue
-                cur = conn.execute(Q["insert_job"], (
-                    job.task, job.queue, job.state.value, _dumps(job.args), _dumps(job.kwargs),
-                    job.priority, job.max_attempts, _dumps(job.retry), job.owner, job.title,
-                    None if job.parent is None else int(job.parent), job.result_url,
-                    job.return_url, job.unique_key, _ts(job.created_at), _ts(job.scheduled_at),
-                    job.max_iterations, job.timeout))
+                cur = conn.execute(Q["insert_job"], _insert_row(job, texts))
                 job.id = str(cur.lastrowid)
                 out.append(job)
         return out
+
+    @staticmethod
+    def _insert_many(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> int:
+        """Insert `rows` with one `executemany` and return the first one's id. In the write
+        transaction each new row's id is one more than the last (SQLite's rowid rule, with or
+        without AUTOINCREMENT), short of the largest integer, where the caller falls back to
+        inserting row by row."""
+        before = conn.execute(Q["max_id"]).fetchone()[0] or 0
+        if before + len(rows) >= MAX_ROWID:
+            raise _NotConsecutive
+        conn.executemany(Q["insert_job"], rows)
+        last = int(conn.execute("SELECT last_insert_rowid()").fetchone()[0])
+        return last - len(rows) + 1
 
     def claim(self, queues: Sequence[str] | None, limit: int, worker: str, token: str,
               lease_until: datetime, now: datetime) -> list[Job]:
@@ -357,6 +371,70 @@ class SQLiteBackend(Backend):
 
     def wait_for_work(self, timeout: float) -> None:
         self._waker.wait(timeout)
+
+
+class _NotConsecutive(Exception):
+    """The ids of a bulk insert were not consecutive (only near the largest rowid)."""
+
+
+def _insert_row(job: Job, texts: dict[int, str | None]) -> tuple[Any, ...]:
+    """The `insert_job` parameters of a new job. `texts` memoises the JSON of retry policies by
+    identity for one call: the jobs of one task share their definition's policy object."""
+    retry = job.retry
+    key = id(retry)
+    if key in texts:
+        retry_text = texts[key]
+    else:
+        retry_text = texts[key] = _dumps(retry)
+    return (job.task, job.queue, job.state.value, _dumps(job.args), _dumps(job.kwargs),
+            job.priority, job.max_attempts, retry_text, job.owner, job.title,
+            None if job.parent is None else int(job.parent), job.result_url, job.return_url,
+            job.unique_key, _ts(job.created_at), _ts(job.scheduled_at), job.max_iterations,
+            job.timeout)
+
+
+class _Tx:
+    """`with backend._tx() as conn:` one transaction under the backend's lock: COMMIT at the end,
+    ROLLBACK if the body raises; driver errors become BackendUnavailable. A class rather than a
+    generator context manager: it is on every write's path (enqueue, claim, complete)."""
+
+    __slots__ = ("backend", "begin", "conn")
+
+    def __init__(self, backend: SQLiteBackend, begin: str) -> None:
+        self.backend = backend
+        self.begin = begin
+
+    def __enter__(self) -> sqlite3.Connection:
+        backend = self.backend
+        backend._lock.acquire()
+        try:
+            conn = backend._connect()
+            conn.execute(self.begin)
+        except sqlite3.Error as exc:
+            backend._lock.release()
+            raise backend._unavailable(exc) from exc
+        except BaseException:
+            backend._lock.release()
+            raise
+        self.conn = conn
+        return conn
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: object) -> Literal[False]:
+        backend, conn = self.backend, self.conn
+        try:
+            try:
+                conn.execute("COMMIT" if exc is None else "ROLLBACK")
+            except sqlite3.Error as error:
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                raise backend._unavailable(error) from error
+            if isinstance(exc, sqlite3.Error):
+                raise backend._unavailable(exc) from exc
+            return False
+        finally:
+            backend._lock.release()
 
 
 def _int_or(value: str, default: int) -> int:
