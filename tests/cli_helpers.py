@@ -130,7 +130,7 @@ def make_cli(tmp_path: Path, url: str) -> Cli:
     return Cli(tmp_path, url, env)
 
 
-def eventually(check: Callable[[], Any], timeout: float = 20.0, what: str = "the condition") -> Any:
+def eventually(check: Callable[[], Any], timeout: float = 40.0, what: str = "the condition") -> Any:
     """Poll `check` until it returns something truthy."""
     deadline = time.monotonic() + timeout
     while True:

@@ -53,6 +53,26 @@ def test_shell_completion_comes_from_clicks_own_mechanism(cli: Cli) -> None:
     assert "complete " in done.stdout and "_taskmill_completion" in done.stdout
 
 
+def test_shell_completion_offers_the_apps_task_names(cli: Cli) -> None:
+    import subprocess
+
+    script = Path(sys.executable).parent / "taskmill"
+    env = {**cli.env, "_TASKMILL_COMPLETE": "bash_complete", "COMP_WORDS": "taskmill enqueue b",
+           "COMP_CWORD": "2"}
+    done = subprocess.run([str(script)], env=env, cwd=cli.cwd, capture_output=True, text=True,
+                          timeout=30)
+    assert done.stdout.split() == ["plain,batches", "plain,boom"]
+
+
+def test_app_and_url_may_also_come_before_the_command(cli: Cli, tmp_path: Path) -> None:
+    cli.enqueue("add", "-k", "a=1")
+    other = f"sqlite:///{tmp_path}/other.db"
+    assert "no jobs" in cli("--url", other, "ls").stdout
+    assert cli("--url", other, "queues", "pause", "q").returncode == 0
+    queues = {q["name"]: q for q in json.loads(cli("--url", other, "queues", "--json").stdout)}
+    assert queues["q"]["paused"] is True
+
+
 def test_an_unknown_command_or_option_is_a_usage_error_with_exit_code_2(cli: Cli) -> None:
     assert cli("frobnicate").returncode == 2
     done = cli("ls", "--no-such-option")

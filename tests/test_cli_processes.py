@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 
@@ -202,3 +203,99 @@ def test_run_on_a_port_in_use_fails_with_one_line(cli: Cli) -> None:
     assert done.returncode == 1
     assert f"Error: could not serve the dashboard on 127.0.0.1:{port}" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_web_serves_the_dashboard_until_sigterm_and_exits_0(cli: Cli) -> None:
+    pytest.importorskip("uvicorn")
+    # Given `taskmill web` on a free port
+    port = free_port()
+    proc = cli.start("web", "--port", str(port))
+    try:
+        # Then the API answers with the store's jobs
+        job_id = cli.enqueue("add", "-k", "a=1")
+
+        def job() -> dict[str, str] | None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/jobs/{job_id}", timeout=2) as r:
+                    return json.loads(r.read())  # type: ignore[no-any-return]
+            except OSError:
+                return None
+
+        assert eventually(job, timeout=30, what="the API answering")["state"] == "queued"
+    finally:
+        code, err = finish(proc)
+    assert code == 0, err
+
+
+def test_logs_follow_prints_lines_as_they_come_until_the_job_ends(cli: Cli) -> None:
+    job_id = cli.enqueue("slow", "-k", "seconds=1")
+    worker = cli.start("worker")
+    try:
+        done = cli("logs", job_id, "--follow", timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert "slept 1.0 seconds" in done.stdout
+    finally:
+        finish(worker)
+
+
+def test_cancel_of_a_running_job_asks_it_to_stop_and_it_ends_cancelled(cli: Cli) -> None:
+    # Given a long job running
+    job_id = cli.enqueue("slow", "-k", "seconds=30")
+    worker = cli.start("worker")
+    try:
+        eventually(lambda: cli.job(job_id)["state"] == "running", what="the job starting")
+        # When it is cancelled
+        done = cli("cancel", job_id, "--reason", "too slow")
+        # Then the command says it asked, and the job ends cancelled with the reason
+        assert done.returncode == 0, done.stderr
+        assert f"asked running job {job_id} (slow) to stop" in done.stdout
+        waited = cli("wait", job_id, "--timeout", "20")
+        assert "cancelled: too slow" in waited.stderr and waited.returncode == 1
+    finally:
+        finish(worker)
+
+
+def test_stats_watch_refreshes_until_ctrl_c_and_exits_0(cli: Cli) -> None:
+    cli.enqueue("add", "-k", "a=1")
+    # Given stats --watch piped: a table per refresh
+    proc = cli.start("stats", "--watch", "--interval", "0.2")
+    assert proc.stdout is not None
+    seen = [proc.stdout.readline() for _ in range(3)]
+    assert "QUEUE" in seen[0] and any("default" in line for line in seen)
+    # When it gets Ctrl-C, then it exits 0
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+
+
+def test_the_example_app_runs_its_demo_jobs(cli: Cli) -> None:
+    pytest.importorskip("uvicorn")
+    # Given the repository's example app on a fresh store
+    repo = Path(__file__).resolve().parents[1]
+    env = {**cli.env, "TASKMILL_APP": "examples.app:mill"}
+
+    def taskmill(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "taskmill", *args], cwd=repo, env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    # When `taskmill run` seeds it and drains what is ready
+    done = taskmill("run", "--burst", "--port", str(free_port()))
+    assert done.returncode == 0, done.stderr
+    # Then the demo jobs ran: an export with its result URL, a cleanup, an import, a migration
+    # in iterations, a fetch that failed once then succeeded; one that keeps failing retries
+    jobs = {(j["task"], j["title"]): j for j in json.loads(taskmill("ls", "--json").stdout)["items"]}
+    export = jobs[("export_report", "Sales report")]
+    assert export["state"] == "succeeded" and export["result_url"] == "/jobs/{id}"
+    assert export["result"]["rows"] == 500
+    assert jobs[("cleanup_tmp_files", None)]["state"] == "succeeded"
+    assert jobs[("ImportProducts", None)]["result"] == {"imported": 600, "path": "products.csv"}
+    migration = jobs[("migrate_users", None)]
+    assert migration["state"] == "succeeded" and migration["iterations"] == 4
+    fetch = jobs[("flaky_fetch", None)]
+    assert fetch["state"] == "succeeded" and fetch["attempts"] == 2
+    assert jobs[("flaky_fetch", "A feed that is down")]["state"] in ("scheduled", "failed")
+    assert jobs[("export_report", "Tomorrow's report, in 30s")]["state"] == "scheduled"
+    # And seeding again adds no second copy of the job still waiting
+    assert taskmill("run", "--burst", "--port", str(free_port())).returncode == 0
+    titles = [j["title"] for j in json.loads(taskmill("ls", "--json").stdout)["items"]]
+    assert titles.count("Tomorrow's report, in 30s") == 1

@@ -36,7 +36,10 @@ Shell completion (bash; zsh and fish alike with zsh_source / fish_source):
   eval "$(_TASKMILL_COMPLETE=bash_source taskmill)"
 """)
 @click.version_option(__version__, "-V", "--version", prog_name="taskmill")
-def cli() -> None:
+@click.option("--debug", is_flag=True, hidden=True)
+@click.option("--url", metavar="URL", hidden=True)
+@click.option("--app", metavar="MODULE:MILL", hidden=True)
+def cli(app: str | None, url: str | None, debug: bool) -> None:
     """taskmill: background jobs for Python. Run workers and the dashboard, enqueue jobs, follow,
     cancel, retry and remove them."""
 

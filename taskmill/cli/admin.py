@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..errors import ConfigError
-from .common import Env, console, echo_json, uses_mill
+from .common import Env, complete_task, console, echo_json, uses_mill
 from .render import duration, retry_text, stats_table, when
 
 
@@ -39,8 +39,14 @@ def stats(env: Env, watch: bool, interval: float, as_json: bool) -> None:
     if not watch:
         console().print(stats_table(mill.stats(), mill.paused_queues()))
         return
+    out = console()
     try:
-        with Live(stats_table(mill.stats(), mill.paused_queues()), console=console(),
+        if not out.is_terminal:  # piped: a snapshot per interval, for a log
+            while True:
+                out.print(stats_table(mill.stats(), mill.paused_queues()), "")
+                out.file.flush()
+                time.sleep(interval)
+        with Live(stats_table(mill.stats(), mill.paused_queues()), console=out,
                   auto_refresh=False) as live:
             while True:
                 time.sleep(interval)
@@ -159,7 +165,7 @@ def _periodic_list(env: Env, as_json: bool) -> None:
 
 
 @periodic.command("stop", epilog="Example:\n  taskmill periodic stop send_digest --app myapp:mill")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_task)
 @uses_mill
 def periodic_stop(env: Env, name: str) -> None:
     """Stop firing a periodic task; its waiting jobs are removed."""
@@ -168,7 +174,7 @@ def periodic_stop(env: Env, name: str) -> None:
 
 
 @periodic.command("start", epilog="Example:\n  taskmill periodic start send_digest --app myapp:mill")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_task)
 @uses_mill
 def periodic_start(env: Env, name: str) -> None:
     """Fire a stopped periodic task again, from its next slot on."""

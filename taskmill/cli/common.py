@@ -181,6 +181,18 @@ def uses_mill(fn: F) -> F:
     return command  # type: ignore[return-value]
 
 
+def complete_task(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Shell completion of task names, from the app given by --app or TASKMILL_APP."""
+    spec = ctx.params.get("app") or os.environ.get("TASKMILL_APP")
+    if not spec:
+        return []
+    try:
+        _, mill = load_app(spec)
+    except Exception:
+        return []
+    return [name for name in sorted(mill.registry) if name.startswith(incomplete)]
+
+
 def parse_json(value: str, what: str) -> Any:
     """JSON from an option; a usage error (exit 2) if it is not JSON."""
     try:

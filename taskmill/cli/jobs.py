@@ -11,7 +11,7 @@ from rich.text import Text
 
 from ..errors import JobNotFound
 from ..job import STATES, JobState
-from .common import Env, console, echo_json, parse_json, uses_mill
+from .common import Env, complete_task, console, echo_json, parse_json, uses_mill
 from .render import follow, job_detail, jobs_table, log_line, outcome_line, state_text
 
 STATE_NAMES = [s.value for s in STATES]
@@ -46,7 +46,7 @@ Examples:
   taskmill enqueue cleanup_tmp_files --kwargs '{"max_age_days": 2}' --delay 5m --unique
   taskmill enqueue import_products -k path=data/products.csv -q   # prints only the id
 """)
-@click.argument("task")
+@click.argument("task", shell_complete=complete_task)
 @click.option("--kwargs", "kwargs_json", metavar="JSON", help="Keyword arguments as a JSON object.")
 @click.option("-k", "pairs", multiple=True, metavar="KEY=VALUE",
               help="One keyword argument (repeatable); the value is JSON if it parses, else text.")

@@ -287,10 +287,13 @@ class Supervisor:
 # -- the web -------------------------------------------------------------------------------------
 
 
-def _asgi(mill: Mill, token: str | None) -> Any:
+def _asgi(mill: Mill, token: str | None, host: str) -> Any:
     """The dashboard/API app, or ConfigError saying why there is none."""
     if token:
         os.environ["TASKMILL_TOKEN"] = token
+    elif host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("no token set (--token or TASKMILL_TOKEN): only clients on this machine are "
+                    "served, even though it listens on %s", host)
     try:
         import uvicorn  # noqa: F401
     except ImportError:
@@ -333,7 +336,7 @@ def web(env: Env, host: str, port: int, token: str | None, log_level: str) -> No
     setup_logging(log_level)
     mill = env.mill
     mill.backend  # noqa: B018 - an unreachable store is one clear error, before serving
-    server = _server(_asgi(mill, token), host, port, log_level)
+    server = _server(_asgi(mill, token, host), host, port, log_level)
     log.info("dashboard and API for %s at http://%s:%d", mill.url, host, port)
     with _Absorb():
         try:
@@ -363,7 +366,7 @@ def run(env: Env, queues: str, concurrency: int, processes: int, burst: bool, gr
     setup_logging(log_level)
     mill, one = _prepare(env, "run", queues, concurrency, grace)
     try:
-        app = _asgi(mill, token)
+        app = _asgi(mill, token, host)
     except Exception as exc:
         app = None
         log.warning("the dashboard is not available (%s); running the worker alone", exc)
