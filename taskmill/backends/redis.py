@@ -31,19 +31,21 @@ from ..job import Job, JobError, JobState, LogRecord, Update
 from ..payload import encode_unchecked, loads
 from .base import MUTABLE_FIELDS, Backend, JobFilter, NewLog, PeriodicState
 
-# Every stored field of a job but its id, in the order rows are sent to the scripts.
-FIELDS: tuple[str, ...] = (
-    "task", "queue", "state", "args", "kwargs", "created_at", "scheduled_at", "priority",
-    "attempts", "max_attempts", "retry", "progress", "progress_message", "result", "error",
-    "owner", "title", "parent", "result_url", "return_url", "unique_key", "started_at",
-    "finished_at", "iterations", "max_iterations", "state_data", "timeout", "cancel_requested",
-    "cancel_reason", "claim_token", "worker", "lease_until",
+# The fields a new job is stored with, in the order `enqueue` sends them. "data" holds, as one
+# JSON text only Python reads, what never changes and no index needs: created_at, retry, title,
+# result_url, return_url, max_iterations, timeout. The other mutable fields start at their
+# defaults and are written by `apply`, each its own field of the hash.
+NEW_FIELDS: tuple[str, ...] = (
+    "task", "queue", "state", "priority", "scheduled_at", "max_attempts", "unique_key", "owner",
+    "parent", "args", "kwargs", "data",
 )
+DATA_FIELDS: tuple[str, ...] = (
+    "created_at", "retry", "title", "result_url", "return_url", "max_iterations", "timeout")
 _TIMES = frozenset({"created_at", "scheduled_at", "started_at", "finished_at", "lease_until"})
 _JSON = frozenset({"args", "kwargs", "retry", "result", "state_data"})
 _INTS = frozenset({"priority", "attempts", "max_attempts", "iterations", "max_iterations"})
-_FIELDS_JSON = json.dumps(FIELDS)
-_MUTABLE_JSON = json.dumps(MUTABLE_FIELDS)
+_NEW_HEAD = (len(NEW_FIELDS), *NEW_FIELDS)
+_MUTABLE_HEAD = (len(MUTABLE_FIELDS), *MUTABLE_FIELDS)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
 SCAN_BUDGET = 1000  # ids one query/delete script looks at before handing back to Python
@@ -98,27 +100,40 @@ def _encode(name: str, value: Any) -> str | None:
     return str(value.value if isinstance(value, JobState) else value)
 
 
-def _row(job: Job, names: Sequence[str]) -> list[str | None]:
-    return [_encode(name, getattr(job, name)) for name in names]
+def _opt(value: str | None) -> str:
+    """A value that may be none, as the scripts read it: "" for none, else "=" + value."""
+    return "" if value is None else "=" + value
+
+
+def _new_values(job: Job) -> list[str]:
+    """A new job's values, in the order of NEW_FIELDS."""
+    data = {"created_at": (job.created_at - _EPOCH) // _MICRO, "retry": job.retry,
+            "title": job.title, "result_url": job.result_url, "return_url": job.return_url,
+            "max_iterations": job.max_iterations, "timeout": job.timeout}
+    return [job.task, job.queue, JobState(job.state).value, str(int(job.priority)),
+            _us(job.scheduled_at), str(int(job.max_attempts)), _opt(job.unique_key),
+            _opt(job.owner), _opt(job.parent), encode_unchecked(job.args) or "null",
+            encode_unchecked(job.kwargs) or "null", _json(data)]
 
 
 def _to_job(flat: Sequence[str]) -> Job:
     h = dict(zip(flat[::2], flat[1::2], strict=True))
-    timeout = h.get("timeout")
+    data = json.loads(h["data"])
+    timeout = data["timeout"]
     return Job(
         id=h["id"], task=h["task"], queue=h["queue"], state=JobState(h["state"]),
         args=loads(h["args"]), kwargs=loads(h["kwargs"]),
-        created_at=_dt(h["created_at"]),  # type: ignore[arg-type]
+        created_at=_EPOCH + data["created_at"] * _MICRO,
         scheduled_at=_dt(h["scheduled_at"]),  # type: ignore[arg-type]
         priority=int(h["priority"]), attempts=int(h.get("attempts", 0)),
-        max_attempts=int(h["max_attempts"]), retry=loads(h.get("retry")) or {},
+        max_attempts=int(h["max_attempts"]), retry=data["retry"],
         progress=float(h.get("progress", 0.0)), progress_message=h.get("progress_message"),
         result=loads(h.get("result")), error=JobError.from_json(loads(h.get("error"))),
-        owner=h.get("owner"), title=h.get("title"), parent=h.get("parent"),
-        result_url=h.get("result_url"), return_url=h.get("return_url"),
+        owner=h.get("owner"), title=data["title"], parent=h.get("parent"),
+        result_url=data["result_url"], return_url=data["return_url"],
         unique_key=h.get("unique_key"), started_at=_dt(h.get("started_at")),
         finished_at=_dt(h.get("finished_at")), iterations=int(h.get("iterations", 0)),
-        max_iterations=int(h["max_iterations"]), state_data=loads(h.get("state_data")),
+        max_iterations=int(data["max_iterations"]), state_data=loads(h.get("state_data")),
         timeout=None if timeout is None else float(timeout),
         cancel_requested=h.get("cancel_requested") == "1", cancel_reason=h.get("cancel_reason"),
         claim_token=h.get("claim_token"), worker=h.get("worker"),
@@ -225,12 +240,15 @@ class RedisBackend(Backend):
     def enqueue(self, jobs: Sequence[Job], now: datetime) -> list[Job]:
         if not jobs:
             return []
-        rows = []
-        for job in jobs:
+        args: list[Any] = [*_NEW_HEAD, len(jobs), "0"]
+        for job in jobs:  # all encoded (or refused) before anything is sent
             if job.unique not in (None, "return", "reschedule"):
                 raise ConfigError(f"unique must be None, 'return' or 'reschedule', got {job.unique!r}")
-            rows.append([job.unique or "", *_row(job, FIELDS)])
-        reply = self._run("enqueue", _FIELDS_JSON, _json(rows))
+            if job.unique and job.unique_key:
+                args[len(_NEW_HEAD) + 1] = "1"
+            args.append(job.unique if job.unique and job.unique_key else "")
+            args += _new_values(job)
+        reply = self._run("enqueue", *args)
         self._local.woke = True
         out: list[Job] = []
         for job, got in zip(jobs, reply, strict=True):
@@ -252,9 +270,11 @@ class RedisBackend(Backend):
     def apply(self, updates: Sequence[Update], now: datetime) -> list[bool]:
         if not updates:
             return []
-        rows = [[_id(u.job.id) or "0", u.expect_state.value, u.expect_token,
-                 *_row(u.job, MUTABLE_FIELDS)] for u in updates]
-        reply = self._run("apply", _MUTABLE_JSON, _json(rows))
+        args: list[Any] = list(_MUTABLE_HEAD)
+        for u in updates:
+            args += [_id(u.job.id) or "0", u.expect_state.value, _opt(u.expect_token)]
+            args += [_opt(_encode(name, getattr(u.job, name))) for name in MUTABLE_FIELDS]
+        reply = self._run("apply", *args)
         self._local.woke = bool(reply[-1])
         return [bool(ok) for ok in reply[:-1]]
 
@@ -413,7 +433,7 @@ class RedisBackend(Backend):
         self._run("periodic_set", name, "1" if enabled else "0", _us(slot))
 
     def periodic_fire(self, name: str, slot: datetime, job: Job, now: datetime) -> Job | None:
-        got = self._run("periodic_fire", name, _us(slot), _FIELDS_JSON, _json(_row(job, FIELDS)))
+        got = self._run("periodic_fire", name, _us(slot), *_NEW_HEAD, *_new_values(job))
         self._local.woke = got is not None
         if got is None:
             return None

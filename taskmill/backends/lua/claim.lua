@@ -27,6 +27,7 @@ table.sort(candidates, function(a, b)
     return a[2] < b[2]
 end)
 
+COUNT = {}
 local out = {}
 for i = 1, math.min(limit, #candidates) do
     local c = candidates[i]
@@ -34,9 +35,10 @@ for i = 1, math.min(limit, #candidates) do
     local f = id and read_job(id)
     if f and f.state == "queued" then
         state_remove(id, f)
-        redis.call("HINCRBY", jkey(id), "attempts", 1)
-        redis.call("HSET", jkey(id), "state", "running", "started_at", now, "claim_token", token,
-                   "worker", worker, "lease_until", lease, "cancel_requested", "0")
+        local attempts = string.format("%d", (tonumber(f.attempts) or 0) + 1)
+        redis.call("HSET", jkey(id), "state", "running", "attempts", attempts, "started_at", now,
+                   "claim_token", token, "worker", worker, "lease_until", lease,
+                   "cancel_requested", "0")
         f.state, f.lease_until = "running", lease
         state_add(id, f)
         out[#out + 1] = hgetall(id)
@@ -44,4 +46,5 @@ for i = 1, math.min(limit, #candidates) do
         redis.call("ZREM", qkey(c[3]), c[2])  -- a stale member: its job is gone or moved
     end
 end
+flush()
 return out

@@ -6,13 +6,19 @@
 -- and print in exponent form past 1e14, so scripts compare them but never print them.
 
 local P = KEYS[1]
-local K_SEQ, K_ALL, K_QUEUES = P .. "seq", P .. "all", P .. "queues"
+local K_SEQ, K_QUEUES = P .. "seq", P .. "queues"
 local K_SCHED, K_RUN, K_FIN = P .. "scheduled", P .. "running", P .. "finished"
 local K_PENDING, K_STATS, K_PAUSED = P .. "pending", P .. "stats", P .. "paused"
 local K_PERIODIC, K_WAKE = P .. "periodic", P .. "wake"
-local NULL = cjson.null
 local STATES = {scheduled = true, queued = true, running = true, succeeded = true, failed = true,
                 cancelled = true}
+local STATE_LIST = {"scheduled", "queued", "running", "succeeded", "failed", "cancelled"}
+
+-- Values that may be none travel as "" (none) or "=" .. value.
+local function opt(v)
+    if v == "" then return false end
+    return string.sub(v, 2)
+end
 
 local function jkey(id) return P .. "job:" .. id end
 local function lkey(id) return P .. "log:" .. id end
@@ -53,7 +59,7 @@ end
 
 -- The fields the indexes are built from; a missing one reads as false.
 local F = {"state", "queue", "priority", "scheduled_at", "lease_until", "finished_at",
-           "unique_key", "claim_token", "task", "owner", "parent"}
+           "unique_key", "claim_token", "task", "owner", "parent", "attempts", "cancel_requested"}
 
 local function read_job(id)
     local v = redis.call("HMGET", jkey(id), unpack(F))
@@ -67,7 +73,7 @@ local function hgetall(id) return redis.call("HGETALL", jkey(id)) end
 
 -- Writes to indexes go through put(): straight to Redis, or, while BUF is a table (a bulk
 -- enqueue), gathered per key and written by flush() in a few variadic calls. COUNT does the same
--- for the per queue and state counters.
+-- for the per queue and state counters (sums commute, so any script may gather them).
 local BUF, COUNT = nil, nil
 
 local function put(cmd, key, a, b)
@@ -95,16 +101,20 @@ local function count(queue, state, d)
 end
 
 local function flush()
-    if BUF == nil then return end
-    for key, buf in pairs(BUF) do
-        for i = 2, #buf, 4000 do  -- an even step keeps score/member pairs together
-            redis.call(buf[1], key, unpack(buf, i, math.min(i + 3999, #buf)))
+    if BUF ~= nil then
+        for key, buf in pairs(BUF) do
+            for i = 2, #buf, 4000 do  -- an even step keeps score/member pairs together
+                redis.call(buf[1], key, unpack(buf, i, math.min(i + 3999, #buf)))
+            end
         end
+        BUF = {}
     end
-    for field, d in pairs(COUNT) do
-        if d ~= 0 then add_count(field, d) end
+    if COUNT ~= nil then
+        for field, d in pairs(COUNT) do
+            if d ~= 0 then add_count(field, d) end
+        end
+        COUNT = {}
     end
-    BUF, COUNT = {}, {}
 end
 
 -- The indexes of a job's state: its state set and counter, the queue zset (queued), the time
@@ -146,9 +156,9 @@ local function state_remove(id, f)
     end
 end
 
--- The indexes of what never changes: all jobs, and by queue, task, owner and parent.
+-- The indexes of what never changes: jobs by queue, task, owner and parent. (All jobs are the
+-- union of the state sets.)
 local function static_add(id, f)
-    put("ZADD", K_ALL, id, id)
     put("ZADD", ikey("queue", f.queue), id, id)
     put("ZADD", ikey("task", f.task), id, id)
     if f.owner then put("ZADD", ikey("owner", f.owner), id, id) end
@@ -156,43 +166,54 @@ local function static_add(id, f)
 end
 
 local function static_remove(id, f)
-    redis.call("ZREM", K_ALL, id)
     redis.call("ZREM", ikey("queue", f.queue), id)
     redis.call("ZREM", ikey("task", f.task), id)
     if f.owner then redis.call("ZREM", ikey("owner", f.owner), id) end
     if f.parent then redis.call("ZREM", ikey("parent", f.parent), id) end
 end
 
--- Store a new job: `names` are its fields, `row[offset + i]` the value of names[i] (NULL: none).
-local function insert(names, row, offset)
-    local id = string.format("%d", redis.call("INCR", K_SEQ))
-    local args, f = {"id", id}, {}
+-- A new job's values are ARGV[o + 1] ... ARGV[o + #names], one per name of `names` (the fields
+-- a new job is stored with); unique_key, owner and parent may be none.
+local NEW_OPTIONAL = {unique_key = true, owner = true, parent = true}
+
+-- Store a new job under `id` and index it.
+local function insert(names, o, id)
+    local h, f = {"id", id}, {}
     for i, name in ipairs(names) do
-        local v = row[offset + i]
-        if v == NULL then
-            f[name] = false
-        else
-            args[#args + 1] = name
-            args[#args + 1] = v
-            f[name] = v
+        local v = ARGV[o + i]
+        if NEW_OPTIONAL[name] then v = opt(v) end
+        f[name] = v
+        if v then
+            h[#h + 1] = name
+            h[#h + 1] = v
         end
     end
-    redis.call("HSET", jkey(id), unpack(args))
+    redis.call("HSET", jkey(id), unpack(h))
     static_add(id, f)
     state_add(id, f)
-    return id, f.state
+    return f.state
 end
 
--- Check a new job's row before anything is written; nil if it is well formed, else why not.
-local function check_row(names, row, offset)
-    local at = {}
-    for i, name in ipairs(names) do at[name] = row[offset + i] end
-    for _, name in ipairs({"task", "queue", "state", "priority", "scheduled_at", "created_at"}) do
-        if type(at[name]) ~= "string" then return "no " .. name end
+-- Check a new job's values before anything is written; nil if well formed, else why not.
+local function check_new(at, o)
+    local state, queue, task = ARGV[o + at.state], ARGV[o + at.queue], ARGV[o + at.task]
+    if not STATES[state] then return "unknown state " .. tostring(state) end
+    if not queue or queue == "" then return "no queue" end
+    if not task or task == "" then return "no task" end
+    if not tonumber(ARGV[o + at.priority]) or not tonumber(ARGV[o + at.scheduled_at]) then
+        return "priority and scheduled_at must be numbers"
     end
-    if not STATES[at.state] then return "unknown state " .. at.state end
-    if not tonumber(at.priority) or not tonumber(at.scheduled_at) then return "bad number" end
     return nil
+end
+
+-- Field names from ARGV[o + 1] (their count) on: the names, their positions, the next offset.
+local function names_at(o)
+    local k, names, at = tonumber(ARGV[o + 1]), {}, {}
+    for i = 1, k do
+        names[i] = ARGV[o + 1 + i]
+        at[names[i]] = i
+    end
+    return names, at, o + 1 + k
 end
 
 local function delete_job(id, f)
@@ -232,14 +253,12 @@ end
 -- The cheapest index to scan for a filter: the union of its states' sets, or the index of one
 -- of its other fields, whichever holds fewest ids; all jobs when nothing narrows it.
 local function sources_for(filter)
-    local best, size = {K_ALL}, redis.call("ZCARD", K_ALL)
-    if filter.states and #filter.states > 0 then
-        local keys, n = {}, 0
-        for _, s in ipairs(filter.states) do
-            keys[#keys + 1] = skey(s)
-            n = n + redis.call("ZCARD", skey(s))
-        end
-        if n <= size then best, size = keys, n end
+    local states = STATE_LIST
+    if filter.states and #filter.states > 0 then states = filter.states end
+    local best, size = {}, 0
+    for _, s in ipairs(states) do
+        best[#best + 1] = skey(s)
+        size = size + redis.call("ZCARD", skey(s))
     end
     for _, kind in ipairs({"queue", "task", "owner", "parent"}) do
         local value = filter[kind]

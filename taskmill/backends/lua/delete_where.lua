@@ -8,6 +8,7 @@ local states = {}
 for _, s in ipairs(filter.states) do states[s] = true end
 local ids, more = scan(sources_for(filter), cursor, budget, false)
 local deleted, last = 0, cursor
+COUNT = {}
 for _, id in ipairs(ids) do
     if left == 0 then
         more = true
@@ -31,4 +32,5 @@ for _, id in ipairs(ids) do
         end
     end
 end
+flush()
 return {deleted, last, more and 1 or 0}

@@ -1,26 +1,26 @@
--- enqueue(ARGV[1] = JSON list of field names, ARGV[2] = JSON list of jobs, each
--- [unique mode ("", "return", "reschedule"), value of each field or null])
--- All or none: every row is checked before the first write. A job with a unique mode returns
+-- enqueue(ARGV = k, k field names, n, "1" if any job is unique else "0", then per job its unique
+-- mode ("", "return" or "reschedule") and its k values)
+-- All or none: every job is checked before the first write. A job with a unique mode returns
 -- the lowest-id pending job of its unique_key instead of a new one ("reschedule" moves that
 -- job's scheduled_at and state to the new job's). Returns per job its new id, or {matched job}.
-local names = cjson.decode(ARGV[1])
-local jobs = cjson.decode(ARGV[2])
-local pos = {}
-for i, name in ipairs(names) do pos[name] = i + 1 end
-for i, row in ipairs(jobs) do
-    if type(row) ~= "table" or #row ~= #names + 1 or type(row[1]) ~= "string" then
-        return redis.error_reply("taskmill: job " .. i .. " is malformed")
-    end
-    local why = check_row(names, row, 1)
-    if why then return redis.error_reply("taskmill: job " .. i .. ": " .. why) end
+local names, at, o = names_at(0)
+local k, n, any_unique = #names, tonumber(ARGV[o + 1]), ARGV[o + 2] == "1"
+o = o + 2
+if not n or #ARGV ~= o + n * (k + 1) then return redis.error_reply("taskmill: malformed batch") end
+for i = 0, n - 1 do
+    local why = check_new(at, o + i * (k + 1) + 1)
+    if why then return redis.error_reply("taskmill: job " .. (i + 1) .. ": " .. why) end
 end
 
 BUF, COUNT = {}, {}
-local out, matched = {}, {}
-for i, row in ipairs(jobs) do
-    local mode, ukey = row[1], row[pos.unique_key]
-    local match = nil
-    if mode ~= "" and ukey ~= NULL then
+local out, matched, woke = {}, {}, false
+local first = 0
+if not any_unique then first = redis.call("INCRBY", K_SEQ, n) - n end
+for i = 1, n do
+    local base = o + (i - 1) * (k + 1)
+    local mode, match = ARGV[base + 1], nil
+    local ukey = opt(ARGV[base + 1 + at.unique_key])
+    if mode ~= "" and ukey then
         flush()  -- earlier jobs of this call count as pending too
         match = find_pending(ukey)
     end
@@ -28,17 +28,24 @@ for i, row in ipairs(jobs) do
         if mode == "reschedule" then
             local f = read_job(match)
             state_remove(match, f)
-            f.scheduled_at, f.state = row[pos.scheduled_at], row[pos.state]
+            f.scheduled_at, f.state = ARGV[base + 1 + at.scheduled_at], ARGV[base + 1 + at.state]
             redis.call("HSET", jkey(match), "scheduled_at", f.scheduled_at, "state", f.state)
             state_add(match, f)
         end
         matched[#matched + 1] = i
         out[i] = match
     else
-        out[i] = insert(names, row, 1)
+        local id
+        if any_unique then
+            id = string.format("%d", redis.call("INCR", K_SEQ))
+        else
+            id = string.format("%d", first + i)
+        end
+        insert(names, base + 1, id)
+        out[i] = id
     end
 end
 flush()
 for _, i in ipairs(matched) do out[i] = hgetall(out[i]) end
-if #out > 0 then wake() end
+if n > 0 then wake() end
 return out

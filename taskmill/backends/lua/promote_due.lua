@@ -2,6 +2,7 @@
 -- (scheduled_at <= now), earliest first, to queued. Returns how many.
 local members = redis.call("ZRANGEBYSCORE", K_SCHED, "-inf", ARGV[1], "LIMIT", 0, tonumber(ARGV[2]))
 local n = 0
+COUNT = {}
 for _, member in ipairs(members) do
     local id = tmember_id(member)
     local f = read_job(id)
@@ -15,5 +16,6 @@ for _, member in ipairs(members) do
         redis.call("ZREM", K_SCHED, member)
     end
 end
+flush()
 if n > 0 then wake() end
 return n

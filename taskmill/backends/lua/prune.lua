@@ -3,6 +3,7 @@
 local members = redis.call("ZRANGEBYSCORE", K_FIN, "-inf", "(" .. ARGV[1], "LIMIT", 0,
                           tonumber(ARGV[2]))
 local n = 0
+COUNT = {}
 for _, member in ipairs(members) do
     local id = tmember_id(member)
     local f = read_job(id)
@@ -13,4 +14,5 @@ for _, member in ipairs(members) do
         redis.call("ZREM", K_FIN, member)
     end
 end
+flush()
 return n
