@@ -591,3 +591,21 @@ def test_taskmill_migrate_prepares_a_store_that_does_not_migrate_itself(pg_url: 
         assert backend.schema_version() == SCHEMA_VERSION and backend.get("1") is None
     finally:
         backend.close()
+
+
+def test_promotion_skips_a_job_an_applications_open_transaction_holds_and_promotes_the_rest(
+        pg_url: str, mill: Mill) -> None:
+    # given two jobs due now, one of which an application is rescheduling in its open transaction
+    held = mill.enqueue("noop", args=["held"], delay="1m")
+    free = mill.enqueue("noop", args=["free"], delay="1m")
+    with psycopg.connect(dsn_of(pg_url)) as app:
+        with mill.using(app):
+            mill.enqueue("noop", args=["held"], delay="2m", unique="reschedule")
+        # when a worker promotes what is due meanwhile
+        started = time.monotonic()
+        promoted = mill.backend.promote_due(T0 + timedelta(minutes=1), 100)
+        # then it does not wait for the application, and promotes the job that is free
+        assert time.monotonic() - started < 2
+        assert promoted == 1 and mill.get(free.id).state is JobState.QUEUED  # type: ignore[union-attr]
+        app.commit()
+    assert mill.get(held.id).scheduled_at == T0 + timedelta(minutes=2)  # type: ignore[union-attr]

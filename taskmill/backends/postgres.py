@@ -497,7 +497,8 @@ class PostgresBackend(Backend):
         """One statement; a promotion under way elsewhere is waited for, not skipped, so once
         this returns every job that was due is queued."""
         with self._cursor() as cur:
-            cur.execute(self.q["promote_due"], {"now": now, "limit": limit})
+            cur.execute(self.q["promote_due"], {"now": now, "limit": limit,
+                                                "turn": self._lock_key("promote")})
             return cur.rowcount
 
     def prune(self, before: datetime, limit: int) -> int:

@@ -265,23 +265,22 @@ DELETE FROM {schema}.jobs AS j USING doomed WHERE j.id = doomed.id;
 SELECT queue, state, count(*) FROM {schema}.jobs GROUP BY queue, state;
 
 -- name: promote_due
--- The earliest due first; their rows are locked in id order (as every write that waits for row
--- locks takes them, so none deadlock), waiting for a promotion under way elsewhere rather than
--- skipping it: when this returns, what was due is queued, by this call or another.
+-- Promoters take turns (a transaction-scoped advisory lock, taken once a due job is found) and
+-- skip rows someone else holds: a promotion under way elsewhere is waited for, so once this
+-- returns every due job is queued (a burst worker then finds it); a row an application's open
+-- transaction holds is skipped, never waited for. A row promoted by the one before is seen with
+-- its new state once locked, and left out.
 WITH due AS (
     SELECT id FROM {schema}.jobs
     WHERE state = 'scheduled' AND scheduled_at <= %(now)s
+      AND (SELECT count(*) FROM (SELECT pg_advisory_xact_lock(%(turn)s)) AS turn) = 1
     ORDER BY scheduled_at
     LIMIT %(limit)s
-), locked AS (
-    SELECT id FROM {schema}.jobs
-    WHERE id IN (SELECT id FROM due) AND state = 'scheduled'
-    ORDER BY id
-    FOR UPDATE
+    FOR UPDATE SKIP LOCKED
 )
 UPDATE {schema}.jobs AS j SET state = 'queued'
-FROM locked, (SELECT set_config('synchronous_commit', 'off', true)) AS relaxed
-WHERE j.id = locked.id;
+FROM due, (SELECT set_config('synchronous_commit', 'off', true)) AS relaxed
+WHERE j.id = due.id;
 
 -- name: next_due
 SELECT min(scheduled_at) FROM {schema}.jobs WHERE state = 'scheduled';
