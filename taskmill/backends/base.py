@@ -70,7 +70,11 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def apply(self, updates: Sequence[Update], now: datetime) -> list[bool]:
         """Write each update's job (its mutable fields) in one atomic step, each only if the stored
-        job is still in `expect_state` under `expect_token`; says which were written."""
+        job is still in `expect_state` under `expect_token`; says which were written.
+
+        One more guard: a write that would send a running job back to scheduled or queued without
+        the cancel request the store holds for it is refused (its writer had not seen the cancel,
+        and decides again once it has)."""
 
     @abc.abstractmethod
     def heartbeat(self, leases: Sequence[tuple[str, str]], lease_until: datetime,
