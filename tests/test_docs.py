@@ -110,30 +110,41 @@ def guides_with_code() -> list[Path]:
     return sorted(p for p in DOCS.glob("*.md") if python_blocks(p))
 
 
-def release(namespace: dict[str, Any]) -> None:
-    """Stop the workers an example left running and close its mills."""
-    for value in list(namespace.values()):
-        if isinstance(value, Worker):
-            value.stop(grace=0)
-    for value in list(namespace.values()):
-        if isinstance(value, Mill):
-            value.close()
+def release(made: list[Any]) -> None:
+    """Stop the workers a guide left running and close the mills it made, rebound names too."""
+    for thing in made:
+        if isinstance(thing, Worker):
+            thing.stop(grace=0)
+    for thing in made:
+        if isinstance(thing, Mill):
+            thing.close()
 
 
 @pytest.fixture
 def fresh_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A working folder of its own, on sys.path, and a store of its own: `Mill()` opens a new
-    SQLite file there."""
+    SQLite file there. Every Mill and Worker made meanwhile is closed or stopped afterwards."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TASKMILL_URL", f"sqlite:///{tmp_path}/taskmill.db")
     monkeypatch.delenv("TASKMILL_APP", raising=False)
     monkeypatch.delenv("TASKMILL_TOKEN", raising=False)
     monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
+    made: list[Any] = []
+    for cls in (Mill, Worker):
+        monkeypatch.setattr(cls, "__init__", recording(cls.__init__, made))
     yield tmp_path
+    release(made)
     for name, module in list(sys.modules.items()):  # the modules a guide wrote and imported
         if str(getattr(module, "__file__", None) or "").startswith(str(tmp_path)):
-            release(vars(module))
             del sys.modules[name]
+
+
+def recording(init: Any, made: list[Any]) -> Any:
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        made.append(self)
+
+    return __init__
 
 
 def run_shown_tests(folder: Path, files: list[str]) -> None:
@@ -151,18 +162,15 @@ def test_the_code_in_each_guide_runs(guide: Path, fresh_place: Path) -> None:
     namespace: dict[str, Any] = {"__name__": f"docs_{guide.stem.replace('-', '_')}"}
     shown_tests = []
     # When its blocks run in order in one namespace (and the files it shows are written)
-    try:
-        for block in python_blocks(guide):
-            if block.file is not None:
-                target = fresh_place / block.file
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(block.code, encoding="utf-8")
-                if target.name.startswith("test_"):
-                    shown_tests.append(block.file)
-            elif block.runs:
-                exec(block.compiled(), namespace)
-    finally:
-        release(namespace)
+    for block in python_blocks(guide):
+        if block.file is not None:
+            target = fresh_place / block.file
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(block.code, encoding="utf-8")
+            if target.name.startswith("test_"):
+                shown_tests.append(block.file)
+        elif block.runs:
+            exec(block.compiled(), namespace)
     # Then none raised (their asserts included), and the tests it shows pass
     if shown_tests:
         run_shown_tests(fresh_place, shown_tests)
