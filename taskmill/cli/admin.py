@@ -227,11 +227,12 @@ def migrate(env: Env) -> None:
     backend = env.mill.backend
     run = getattr(backend, "migrate", None)
     if callable(run):
-        run()
-        console().print(f"the store {env.mill.url} is up to date")
+        version = run()
+        console().print(f"the store {env.mill.url} is up to date"
+                        + (f" (schema version {version})" if isinstance(version, int) else ""))
     else:
-        console().print(f"nothing to do: {type(backend).__name__} creates and upgrades its tables "
-                        f"when it opens the store, and {env.mill.url} is up to date")
+        console().print(f"nothing to do: {type(backend).__name__} brings its store up to date "
+                        f"itself when it opens it, as it just did for {env.mill.url}")
 
 
 def _template(name: str) -> string.Template:
