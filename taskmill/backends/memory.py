@@ -26,6 +26,7 @@ class MemoryBackend(Backend):
         self._paused: set[str] = set()
         self._periodic: dict[str, PeriodicState] = {}
         self._wakes = 0
+        self._seen = 0
 
     def _copy(self, job: Job) -> Job:
         return copy.deepcopy(job)
@@ -241,9 +242,10 @@ class MemoryBackend(Backend):
             self._lock.notify_all()
 
     def wait_for_work(self, timeout: float) -> None:
+        """Returns at once if notified since the last wait: no wake-up is lost in between."""
         with self._lock:
-            seen = self._wakes
-            self._lock.wait_for(lambda: self._wakes != seen, timeout)
+            self._lock.wait_for(lambda: self._wakes != self._seen, timeout)
+            self._seen = self._wakes
 
 
 def _drops_cancel(stored: Job, new: Job) -> bool:

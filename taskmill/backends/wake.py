@@ -78,5 +78,7 @@ class SocketWaker:
         if self._own:
             with contextlib.suppress(OSError):
                 os.unlink(self._own)
+            with contextlib.suppress(OSError):
+                os.rmdir(self.dir)  # only if no other worker of this store listens there
         self._listener = self._sender = None
         self._own = None
