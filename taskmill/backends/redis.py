@@ -32,20 +32,18 @@ from ..payload import encode_unchecked, loads
 from .base import MUTABLE_FIELDS, Backend, JobFilter, NewLog, PeriodicState
 
 # The fields a new job is stored with, in the order `enqueue` sends them. "data" holds, as one
-# JSON text only Python reads, what never changes and no index needs: created_at, retry, title,
-# result_url, return_url, max_iterations, timeout. The other mutable fields start at their
-# defaults and are written by `apply`, each its own field of the hash.
+# JSON array only Python reads, what never changes and no index needs (DATA_FIELDS, trailing
+# nulls left out, so that it mostly stays under Redis's 64-byte listpack limit). The other mutable
+# fields start at their defaults and are written by `apply`, each its own field of the hash.
 NEW_FIELDS: tuple[str, ...] = (
     "task", "queue", "state", "priority", "scheduled_at", "max_attempts", "unique_key", "owner",
     "parent", "args", "kwargs", "data",
 )
 DATA_FIELDS: tuple[str, ...] = (
-    "created_at", "retry", "title", "result_url", "return_url", "max_iterations", "timeout")
+    "created_at", "retry", "max_iterations", "timeout", "title", "result_url", "return_url")
 _TIMES = frozenset({"created_at", "scheduled_at", "started_at", "finished_at", "lease_until"})
 _JSON = frozenset({"args", "kwargs", "retry", "result", "state_data"})
 _INTS = frozenset({"priority", "attempts", "max_attempts", "iterations", "max_iterations"})
-_NEW_HEAD = (len(NEW_FIELDS), *NEW_FIELDS)
-_MUTABLE_HEAD = (len(MUTABLE_FIELDS), *MUTABLE_FIELDS)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
 SCAN_BUDGET = 1000  # ids one query/delete script looks at before handing back to Python
@@ -58,9 +56,15 @@ class _Script:
     sha: str
 
 
+def _lua_list(names: Sequence[str]) -> str:
+    return ", ".join(json.dumps(name) for name in names)
+
+
 def _load_scripts() -> dict[str, _Script]:
     folder = resources.files(__package__).joinpath("lua")
-    common = folder.joinpath("common.lua").read_text("utf-8")
+    common = (folder.joinpath("common.lua").read_text("utf-8")
+              .replace("--[[NEW_FIELDS]]", _lua_list(NEW_FIELDS))
+              .replace("--[[MUTABLE_FIELDS]]", _lua_list(MUTABLE_FIELDS)))
     scripts = {}
     for entry in folder.iterdir():
         name = entry.name
@@ -107,9 +111,10 @@ def _opt(value: str | None) -> str:
 
 def _new_values(job: Job) -> list[str]:
     """A new job's values, in the order of NEW_FIELDS."""
-    data = {"created_at": (job.created_at - _EPOCH) // _MICRO, "retry": job.retry,
-            "title": job.title, "result_url": job.result_url, "return_url": job.return_url,
-            "max_iterations": job.max_iterations, "timeout": job.timeout}
+    data = [(job.created_at - _EPOCH) // _MICRO, job.retry, job.max_iterations, job.timeout,
+            job.title, job.result_url, job.return_url]
+    while data[-1] is None:
+        data.pop()
     return [job.task, job.queue, JobState(job.state).value, str(int(job.priority)),
             _us(job.scheduled_at), str(int(job.max_attempts)), _opt(job.unique_key),
             _opt(job.owner), _opt(job.parent), encode_unchecked(job.args) or "null",
@@ -118,8 +123,8 @@ def _new_values(job: Job) -> list[str]:
 
 def _to_job(flat: Sequence[str]) -> Job:
     h = dict(zip(flat[::2], flat[1::2], strict=True))
-    data = json.loads(h["data"])
-    timeout = data["timeout"]
+    data = dict(zip(DATA_FIELDS, json.loads(h["data"]), strict=False))
+    timeout = data.get("timeout")
     return Job(
         id=h["id"], task=h["task"], queue=h["queue"], state=JobState(h["state"]),
         args=loads(h["args"]), kwargs=loads(h["kwargs"]),
@@ -129,8 +134,8 @@ def _to_job(flat: Sequence[str]) -> Job:
         max_attempts=int(h["max_attempts"]), retry=data["retry"],
         progress=float(h.get("progress", 0.0)), progress_message=h.get("progress_message"),
         result=loads(h.get("result")), error=JobError.from_json(loads(h.get("error"))),
-        owner=h.get("owner"), title=data["title"], parent=h.get("parent"),
-        result_url=data["result_url"], return_url=data["return_url"],
+        owner=h.get("owner"), title=data.get("title"), parent=h.get("parent"),
+        result_url=data.get("result_url"), return_url=data.get("return_url"),
         unique_key=h.get("unique_key"), started_at=_dt(h.get("started_at")),
         finished_at=_dt(h.get("finished_at")), iterations=int(h.get("iterations", 0)),
         max_iterations=int(data["max_iterations"]), state_data=loads(h.get("state_data")),
@@ -240,12 +245,12 @@ class RedisBackend(Backend):
     def enqueue(self, jobs: Sequence[Job], now: datetime) -> list[Job]:
         if not jobs:
             return []
-        args: list[Any] = [*_NEW_HEAD, len(jobs), "0"]
+        args: list[Any] = [len(jobs), "0"]
         for job in jobs:  # all encoded (or refused) before anything is sent
             if job.unique not in (None, "return", "reschedule"):
                 raise ConfigError(f"unique must be None, 'return' or 'reschedule', got {job.unique!r}")
             if job.unique and job.unique_key:
-                args[len(_NEW_HEAD) + 1] = "1"
+                args[1] = "1"
             args.append(job.unique if job.unique and job.unique_key else "")
             args += _new_values(job)
         reply = self._run("enqueue", *args)
@@ -270,7 +275,7 @@ class RedisBackend(Backend):
     def apply(self, updates: Sequence[Update], now: datetime) -> list[bool]:
         if not updates:
             return []
-        args: list[Any] = list(_MUTABLE_HEAD)
+        args: list[Any] = []
         for u in updates:
             args += [_id(u.job.id) or "0", u.expect_state.value, _opt(u.expect_token)]
             args += [_opt(_encode(name, getattr(u.job, name))) for name in MUTABLE_FIELDS]
@@ -433,7 +438,7 @@ class RedisBackend(Backend):
         self._run("periodic_set", name, "1" if enabled else "0", _us(slot))
 
     def periodic_fire(self, name: str, slot: datetime, job: Job, now: datetime) -> Job | None:
-        got = self._run("periodic_fire", name, _us(slot), *_NEW_HEAD, *_new_values(job))
+        got = self._run("periodic_fire", name, _us(slot), *_new_values(job))
         self._local.woke = got is not None
         if got is None:
             return None

@@ -1,11 +1,11 @@
--- apply(ARGV = k, the k mutable field names, then per update: id, expected state, expected
--- claim token, and the k values; a token or value is "" for none, else "=" .. it)
+-- apply(ARGV = per update: id, expected state, expected claim token, and the values of the
+-- MUTABLE_NAMES in order; a token or value is "" for none, else "=" .. it)
 -- Each update is written only while the stored job is in the expected state under the expected
 -- token (none: no token), and the job moves between the indexes of its old and new state. A
 -- write from a running job that would run it again (scheduled or queued) without the cancel
 -- asked meanwhile is refused too: the cancel is not lost, the rescue ends the job cancelled.
 -- Returns 1 or 0 per update, then 1 if workers were woken (a job became queued or scheduled).
-local names, at, o = names_at(0)
+local names, at, o = MUTABLE_NAMES, positions(MUTABLE_NAMES), 0
 local k = #names
 local width = k + 3
 if (#ARGV - o) % width ~= 0 or not at.state or not at.cancel_requested then

@@ -1,4 +1,5 @@
--- claim(ARGV = now, limit, worker, token, lease_until, queue names... (none: every queue))
+-- claim(ARGV = now, limit, worker, token, lease_until, queue names... (none: every queue with
+-- queued jobs, as the counters in K_STATS name them))
 -- Moves up to `limit` queued jobs of unpaused queues to running, best first (priority, then
 -- scheduled_at, then id) across the queues. Nothing is popped: each job moves, in this one
 -- script, from its queue's zset to the running zset by lease expiry. Returns the jobs.
@@ -7,7 +8,12 @@ local queues = {}
 if #ARGV > 5 then
     for i = 6, #ARGV do queues[#queues + 1] = ARGV[i] end
 else
-    queues = redis.call("SMEMBERS", K_QUEUES)
+    local counters = redis.call("HGETALL", K_STATS)
+    for i = 1, #counters, 2 do
+        if string.sub(counters[i], 1, 7) == "queued:" then
+            queues[#queues + 1] = string.sub(counters[i], 8)
+        end
+    end
 end
 local paused = {}
 for _, q in ipairs(redis.call("SMEMBERS", K_PAUSED)) do paused[q] = true end
@@ -16,7 +22,6 @@ local candidates = {}
 for _, q in ipairs(queues) do
     if not paused[q] then
         local r = redis.call("ZRANGE", qkey(q), 0, limit - 1, "WITHSCORES")
-        if #r == 0 and #ARGV <= 5 then redis.call("SREM", K_QUEUES, q) end
         for i = 1, #r, 2 do
             candidates[#candidates + 1] = {tonumber(r[i + 1]), r[i], q}
         end

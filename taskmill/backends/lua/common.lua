@@ -6,7 +6,7 @@
 -- and print in exponent form past 1e14, so scripts compare them but never print them.
 
 local P = KEYS[1]
-local K_SEQ, K_QUEUES = P .. "seq", P .. "queues"
+local K_SEQ = P .. "seq"
 local K_SCHED, K_RUN, K_FIN = P .. "scheduled", P .. "running", P .. "finished"
 local K_PENDING, K_STATS, K_PAUSED = P .. "pending", P .. "stats", P .. "paused"
 local K_PERIODIC, K_WAKE = P .. "periodic", P .. "wake"
@@ -71,23 +71,20 @@ end
 
 local function hgetall(id) return redis.call("HGETALL", jkey(id)) end
 
--- Writes to indexes go through put(): straight to Redis, or, while BUF is a table (a bulk
--- enqueue), gathered per key and written by flush() in a few variadic calls. COUNT does the same
+-- Index additions go through zadd(): straight to Redis, or, while BUF is a table (a bulk
+-- enqueue), gathered per key and written by flush() in a few variadic ZADDs. COUNT does the same
 -- for the per queue and state counters (sums commute, so any script may gather them).
 local BUF, COUNT = nil, nil
 
-local function put(cmd, key, a, b)
-    if BUF == nil then
-        if b == nil then return redis.call(cmd, key, a) end
-        return redis.call(cmd, key, a, b)
-    end
+local function zadd(key, score, member)
+    if BUF == nil then return redis.call("ZADD", key, score, member) end
     local buf = BUF[key]
     if buf == nil then
-        buf = {cmd}
+        buf = {}
         BUF[key] = buf
     end
-    buf[#buf + 1] = a
-    if b ~= nil then buf[#buf + 1] = b end
+    buf[#buf + 1] = score
+    buf[#buf + 1] = member
 end
 
 local function add_count(field, d)
@@ -103,8 +100,8 @@ end
 local function flush()
     if BUF ~= nil then
         for key, buf in pairs(BUF) do
-            for i = 2, #buf, 4000 do  -- an even step keeps score/member pairs together
-                redis.call(buf[1], key, unpack(buf, i, math.min(i + 3999, #buf)))
+            for i = 1, #buf, 4000 do  -- an even step keeps score/member pairs together
+                redis.call("ZADD", key, unpack(buf, i, math.min(i + 3999, #buf)))
             end
         end
         BUF = {}
@@ -121,20 +118,19 @@ end
 -- zsets (scheduled, running, finished), the unique index (pending).
 local function state_add(id, f)
     local s = f.state
-    put("ZADD", skey(s), id, id)
+    zadd(skey(s), id, id)
     count(f.queue, s, 1)
     if s == "queued" then
-        put("ZADD", qkey(f.queue), negate(f.priority), qmember(f.scheduled_at, id))
-        put("SADD", K_QUEUES, f.queue)
+        zadd(qkey(f.queue), negate(f.priority), qmember(f.scheduled_at, id))
     elseif s == "scheduled" then
-        put("ZADD", K_SCHED, f.scheduled_at, tmember(id))
+        zadd(K_SCHED, f.scheduled_at, tmember(id))
     elseif s == "running" then
-        put("ZADD", K_RUN, f.lease_until or "+inf", tmember(id))
+        zadd(K_RUN, f.lease_until or "+inf", tmember(id))
     elseif f.finished_at then
-        put("ZADD", K_FIN, f.finished_at, tmember(id))
+        zadd(K_FIN, f.finished_at, tmember(id))
     end
     if (s == "queued" or s == "scheduled") and f.unique_key then
-        put("ZADD", K_PENDING, 0, umember(f.unique_key, id))
+        zadd(K_PENDING, 0, umember(f.unique_key, id))
     end
 end
 
@@ -159,10 +155,10 @@ end
 -- The indexes of what never changes: jobs by queue, task, owner and parent. (All jobs are the
 -- union of the state sets.)
 local function static_add(id, f)
-    put("ZADD", ikey("queue", f.queue), id, id)
-    put("ZADD", ikey("task", f.task), id, id)
-    if f.owner then put("ZADD", ikey("owner", f.owner), id, id) end
-    if f.parent then put("ZADD", ikey("parent", f.parent), id, id) end
+    zadd(ikey("queue", f.queue), id, id)
+    zadd(ikey("task", f.task), id, id)
+    if f.owner then zadd(ikey("owner", f.owner), id, id) end
+    if f.parent then zadd(ikey("parent", f.parent), id, id) end
 end
 
 local function static_remove(id, f)
@@ -206,14 +202,15 @@ local function check_new(at, o)
     return nil
 end
 
--- Field names from ARGV[o + 1] (their count) on: the names, their positions, the next offset.
-local function names_at(o)
-    local k, names, at = tonumber(ARGV[o + 1]), {}, {}
-    for i = 1, k do
-        names[i] = ARGV[o + 1 + i]
-        at[names[i]] = i
-    end
-    return names, at, o + 1 + k
+-- The fields of a new job as `enqueue` sends them, and the mutable fields as `apply` sends them,
+-- in order: taskmill/backends/redis.py fills these lists in when it loads the scripts.
+local NEW_NAMES = {--[[NEW_FIELDS]]}
+local MUTABLE_NAMES = {--[[MUTABLE_FIELDS]]}
+
+local function positions(names)
+    local at = {}
+    for i, name in ipairs(names) do at[name] = i end
+    return at
 end
 
 local function delete_job(id, f)

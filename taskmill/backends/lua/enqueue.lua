@@ -1,11 +1,10 @@
--- enqueue(ARGV = k, k field names, n, "1" if any job is unique else "0", then per job its unique
--- mode ("", "return" or "reschedule") and its k values)
+-- enqueue(ARGV = n, "1" if any job is unique else "0", then per job its unique mode ("",
+-- "return" or "reschedule") and its values, in the order of NEW_NAMES)
 -- All or none: every job is checked before the first write. A job with a unique mode returns
 -- the lowest-id pending job of its unique_key instead of a new one ("reschedule" moves that
 -- job's scheduled_at and state to the new job's). Returns per job its new id, or {matched job}.
-local names, at, o = names_at(0)
-local k, n, any_unique = #names, tonumber(ARGV[o + 1]), ARGV[o + 2] == "1"
-o = o + 2
+local names, at, o = NEW_NAMES, positions(NEW_NAMES), 2
+local k, n, any_unique = #NEW_NAMES, tonumber(ARGV[1]), ARGV[2] == "1"
 if not n or #ARGV ~= o + n * (k + 1) then return redis.error_reply("taskmill: malformed batch") end
 for i = 0, n - 1 do
     local why = check_new(at, o + i * (k + 1) + 1)

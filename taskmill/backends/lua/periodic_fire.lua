@@ -1,8 +1,8 @@
--- periodic_fire(ARGV = name, slot, k, k field names, the job's k values)
+-- periodic_fire(ARGV = name, slot, the job's values in the order of NEW_NAMES)
 -- If the task is on and its last slot is before `slot`: records `slot` and stores the job, in
 -- this one script, so a slot fires once however many workers try. Returns the new id, or nil.
 local name, slot = ARGV[1], ARGV[2]
-local names, at, o = names_at(2)
+local names, at, o = NEW_NAMES, positions(NEW_NAMES), 2
 local why = check_new(at, o)
 if why then return redis.error_reply("taskmill: periodic job: " .. why) end
 local old = redis.call("HGET", K_PERIODIC, name)
