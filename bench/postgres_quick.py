@@ -9,7 +9,8 @@ schema, table and indexes (created by taskmill) through plain psycopg, so the ra
 own cost.
 
 - enqueue one at a time: `mill.enqueue("noop")` N times, vs one raw INSERT per commit (autocommit:
-  one round trip and one WAL flush each, the floor for a durable one-call enqueue);
+  one round trip and one WAL flush each, the floor for a durable one-call enqueue), the two in
+  alternating blocks of 50 so that the machine's changing load weighs on both alike;
 - enqueue_many of 10,000: one `mill.enqueue_many`, vs a raw COPY of the same rows in one transaction;
 - claim + complete, one thread: `backend.claim` of 8 (as a worker at concurrency 8) or 100, then
   one `backend.apply` of the batch; vs the raw SKIP LOCKED claim of 100 plus one completion UPDATE
@@ -41,6 +42,7 @@ from taskmill.backends.postgres import PostgresBackend
 from taskmill.job import JobState, Update
 from taskmill.transitions import Succeeded, finish
 
+BLOCK = 50  # enqueues one at a time: taskmill and raw alternate in blocks of this many
 COLUMNS = ("task, queue, state, args, kwargs, priority, max_attempts, retry, unique_key, "
            "created_at, scheduled_at, max_iterations")
 
@@ -81,10 +83,14 @@ def enqueue_one(dsn: str, n: int) -> tuple[float, float]:
         sql = f'INSERT INTO "{schema}".jobs ({COLUMNS}) VALUES ({", ".join(["%s"] * 12)})'
         for _ in range(10):
             raw.execute(sql, raw_row(), prepare=True)
-        ours = rate(n, lambda: [mill.enqueue("noop") for _ in range(n)] and None)
-        theirs = rate(n, lambda: [raw.execute(sql, raw_row(), prepare=True) for _ in range(n)]
-                      and None)
-    return ours, theirs
+        # In alternating blocks, so that a change of load on a shared machine hits both alike.
+        ours_s = theirs_s = 0.0
+        for _ in range(0, n, BLOCK):
+            ours_s += BLOCK / rate(BLOCK, lambda: [mill.enqueue("noop") for _ in range(BLOCK)]
+                                   and None)
+            theirs_s += BLOCK / rate(BLOCK, lambda: [raw.execute(sql, raw_row(), prepare=True)
+                                                     for _ in range(BLOCK)] and None)
+    return n / ours_s, n / theirs_s
 
 
 def enqueue_many(dsn: str, n: int) -> tuple[float, float]:

@@ -609,3 +609,19 @@ def test_promotion_skips_a_job_an_applications_open_transaction_holds_and_promot
         assert promoted == 1 and mill.get(free.id).state is JobState.QUEUED  # type: ignore[union-attr]
         app.commit()
     assert mill.get(held.id).scheduled_at == T0 + timedelta(minutes=2)  # type: ignore[union-attr]
+
+
+def test_a_claim_walks_the_claim_index_even_when_the_statistics_say_the_queue_is_empty(
+        mill: Mill, backend: PostgresBackend) -> None:
+    # given statistics taken when nothing was queued, and then thousands of queued jobs
+    backend.migrate()
+    with backend._conn() as conn:
+        conn.execute(f'ANALYZE "{backend.schema}".jobs')
+    mill.enqueue_many([{"task": "noop"} for _ in range(5000)])
+    # when the backend plans a claim of 8
+    with backend._conn() as conn:
+        shown = "\n".join(r[0] for r in conn.execute("EXPLAIN " + backend.q["claim"], {
+            "queues": None, "limit": 8, "now": T0, "token": "t", "worker": "w",
+            "lease_until": T0}))
+    # then it reads the first 8 in the claim index's order, instead of sorting every queued job
+    assert "jobs_claim" in shown and "Sort" not in shown, shown
