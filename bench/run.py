@@ -142,7 +142,7 @@ def redis_store(workdir: Path) -> Store | str:
         try:
             yield f"{REDIS_URL}{sep}prefix={prefix}"
         finally:
-            keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+            keys = list(client.scan_iter(match=f"{{{prefix}}}:*", count=1000))
             for i in range(0, len(keys), 1000):
                 client.delete(*keys[i:i + 1000])
 
