@@ -54,7 +54,9 @@ CREATE TABLE IF NOT EXISTS {schema}.jobs (
     claim_token text,
     worker text,
     lease_until timestamptz
-);
+) WITH (autovacuum_vacuum_scale_factor = 0.02, autovacuum_analyze_scale_factor = 0.02);
+-- Every job is updated a few times on its way through: vacuum and analyze often (above), or dead
+-- rows pile up in the live jobs' indexes and the statistics lag behind the queue.
 -- Partial indexes hold only the few live jobs, so claim, promote and rescue stay as fast with
 -- millions of finished jobs in the table as with none. Every index is paid for by every insert
 -- and state change: the others serve listings by state, queue, owner and parent (a task filter
