@@ -16,7 +16,7 @@ import time
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -80,6 +80,10 @@ class Worker:
         self._running: dict[str, Running] = {}
         self._stopping = threading.Event()
         self._slot_freed = threading.Event()
+        # Claims come from the claim loop and, with a store that can do both in one transaction,
+        # from the writer as it writes finished jobs; this lock keeps them within the free slots.
+        self._claim_lock = threading.Lock()
+        self._claims_open = False
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
         self._writer: Writer | None = None
@@ -168,6 +172,9 @@ class Worker:
         if warning:
             log.warning(warning)
         self._writer = Writer(self.mill)
+        if callable(getattr(self.mill.backend, "apply_and_claim", None)):
+            self._writer.apply = self._apply_and_claim
+        self._claims_open = True
         self._writer.start()
         self._pool = concurrent.futures.ThreadPoolExecutor(self.concurrency, "taskmill-task")
         if any(d.is_async for d in self.mill.registry.values()):
@@ -181,6 +188,7 @@ class Worker:
             self.mill.backend.wait_for_work(0)
 
     def _shutdown(self) -> None:
+        self._claims_open = False
         deadline = time.monotonic() + self.grace
         while self._running and time.monotonic() < deadline:
             self._slot_freed.wait(0.05)
@@ -228,6 +236,12 @@ class Worker:
         while not self._stopping.is_set():
             free = self.concurrency - len(self._running)
             try:
+                if free > 0 and self._writer_claims():
+                    # The writer is writing finished jobs and will claim for the free slots in the
+                    # same transaction: wait for it rather than claim in a second one.
+                    assert self._writer is not None
+                    self._writer.wait_updates_written(0.05)
+                    free = self.concurrency - len(self._running)
                 if free > 0 and self._claim(free):
                     failures = 0
                     continue
@@ -262,13 +276,39 @@ class Worker:
     def _writer_idle(self) -> bool:
         return self._writer is None or self._writer.idle()
 
+    def _writer_claims(self) -> bool:
+        """True while the writer has finished jobs to write and will claim with them."""
+        writer = self._writer
+        return writer is not None and writer.apply is not None and writer.has_updates()
+
     def _claim(self, limit: int) -> int:
-        now = self.mill.now()
-        jobs = self.mill.backend.claim(self.queues, limit, self.id, secrets.token_hex(8),
-                                       now + timedelta(seconds=self.lease), now)
-        for job in jobs:
-            self._start_job(job)
+        """Claim up to `limit` jobs (fewer if the writer took slots meanwhile) and start them;
+        returns how many, or -1 if no slot was left after all (the caller looks again)."""
+        with self._claim_lock:
+            limit = min(limit, self.concurrency - len(self._running))
+            if limit <= 0:
+                return -1
+            now = self.mill.now()
+            jobs = self.mill.backend.claim(self.queues, limit, self.id, secrets.token_hex(8),
+                                           now + timedelta(seconds=self.lease), now)
+            for job in jobs:
+                self._start_job(job)
         return len(jobs)
+
+    def _apply_and_claim(self, updates: list[Update], now: datetime) -> list[bool]:
+        """The writer's write of finished jobs, which claims jobs for the free slots in the same
+        transaction: one commit (one fsync at SQLite's synchronous=FULL) instead of two."""
+        backend: Any = self.mill.backend
+        if not self._claims_open or self._stopping.is_set():
+            return list(backend.apply(updates, now))
+        with self._claim_lock:
+            free = max(0, self.concurrency - len(self._running))
+            applied, jobs = backend.apply_and_claim(
+                updates, now, self.queues, free, self.id, secrets.token_hex(8),
+                now + timedelta(seconds=self.lease))
+            for job in jobs:
+                self._start_job(job)
+        return list(applied)
 
     def _start_job(self, job: Job) -> None:
         job._mill = self.mill

@@ -11,6 +11,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from ..backends.base import NewLog
@@ -33,7 +34,11 @@ class Writer:
         self._progress: dict[str, tuple[Job, float, str | None]] = {}
         self._logs: deque[NewLog] = deque()
         self._busy = False
+        self._writing_updates = False
         self._stopping = False
+        # How a batch of outcomes is written: the store's `apply`, or the worker's, which also
+        # claims the next jobs in the same transaction.
+        self.apply: Callable[[list[Update], datetime], list[bool]] | None = None
         self._thread = threading.Thread(target=self._loop, name="taskmill-writer", daemon=True)
 
     def start(self) -> None:
@@ -42,17 +47,31 @@ class Writer:
     def complete(self, update: Update, done: Done | None = None) -> None:
         with self._cond:
             self._updates.append((update, done))
-            self._cond.notify()
+            self._cond.notify_all()  # the writer, and a claim loop waiting for it
 
     def progress(self, job: Job, percent: float, message: str | None) -> None:
         with self._cond:
             self._progress[job.id] = (job, percent, message)
-            self._cond.notify()
+            self._cond.notify_all()  # the writer, and a claim loop waiting for it
 
     def log(self, record: NewLog) -> None:
         with self._cond:
             self._logs.append(record)
-            self._cond.notify()
+            self._cond.notify_all()  # the writer, and a claim loop waiting for it
+
+    def has_updates(self) -> bool:
+        """Outcomes are waiting or being written."""
+        return bool(self._updates) or self._writing_updates
+
+    def wait_updates_written(self, timeout: float) -> None:
+        """Wait (at most `timeout` seconds) until the outcomes handed over so far are written."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while (self._updates or self._writing_updates) and self._thread.is_alive():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                self._cond.wait(left)
 
     def idle(self) -> bool:
         with self._cond:
@@ -93,6 +112,7 @@ class Writer:
                 self._progress.clear()
                 batch = [self._updates.popleft() for _ in range(min(MAX_BATCH, len(self._updates)))]
                 self._busy = True
+                self._writing_updates = bool(batch)
             try:
                 self._write(logs, progress, batch)
                 backoff = 0.1
@@ -110,7 +130,7 @@ class Writer:
                 log.exception("the writer failed to write a batch; it is dropped")
             finally:
                 with self._cond:
-                    self._busy = False
+                    self._busy = self._writing_updates = False
                     self._cond.notify_all()
 
     def _write(self, logs: list[NewLog], progress: list[tuple[Job, float, str | None]],
@@ -123,7 +143,7 @@ class Writer:
             if job.claim_token is not None:
                 backend.set_progress(job.id, job.claim_token, pct, msg, now)
         if batch:
-            applied = backend.apply([u for u, _ in batch], now)
+            applied = (self.apply or backend.apply)([u for u, _ in batch], now)
             for (_, done), ok in zip(batch, applied, strict=True):
                 if done is not None:
                     try:
