@@ -296,6 +296,14 @@ class Row:
         return statistics.median(self.raw_values) if self.raw_values else None
 
     @property
+    def ratio(self) -> float | None:
+        """Median of the per-repeat ratios: each taskmill figure against the raw one measured just
+        before it, so that load from elsewhere hits both sides of a ratio alike."""
+        if not self.raw_values:
+            return None
+        return statistics.median(v / r for v, r in zip(self.values, self.raw_values, strict=True))
+
+    @property
     def spread(self) -> float:
         """(max - min) / median, as a share: how noisy the repeats were."""
         return (max(self.values) - min(self.values)) / self.median if self.median else 0.0
@@ -307,7 +315,7 @@ def targets(store: Store, rows: dict[str, Row]) -> None:
         return
     if store.setting.endswith("FULL"):
         rows["enqueue_one"].target = ">= 80% of raw"
-        rows["enqueue_one"].check = lambda v, r: r is not None and v >= 0.8 * r
+        rows["enqueue_one"].check = lambda v, ratio: ratio is not None and ratio >= 0.8
         rows["enqueue_many"].target = ">= 50,000/s"
         rows["enqueue_many"].check = lambda v, r: v >= 50_000
         rows["drain"].target = ">= 5,000/s"
@@ -365,10 +373,10 @@ def table(rows: list[Row]) -> str:
     for row in rows:
         raw_median = row.raw_median
         raw_text = f"{fmt(raw_median, row.unit)} ({row.raw_label})" if raw_median else "—"
-        ratio = f"{row.median / raw_median:.0%}" if raw_median else "—"
+        ratio = f"{row.ratio:.0%}" if row.ratio is not None else "—"
         target = row.target
         if row.check is not None:
-            target += " ✔" if row.check(row.median, raw_median) else " ✘"
+            target += " ✔" if row.check(row.median, row.ratio) else " ✘"
         lines.append(f"| {row.store} | {row.measure} | {fmt(row.median, row.unit)} | "
                      f"±{row.spread / 2:.0%} | {raw_text} | {ratio} | {target} |")
     return "\n".join(lines)
@@ -435,7 +443,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{os.cpu_count()} CPUs, load average {load_before[0]:.2f} before, "
         f"{load_after[0]:.2f} after  ",
         f"No-op jobs; {repeats} repeat(s), medians; spread is ±half of (max - min) / median over "
-        f"the repeats. Every scenario checked that each job ran (or was stored) exactly once.",
+        f"the repeats; the ratio is the median of per-repeat ratios (raw measured just before). "
+        f"Every scenario checked that each job ran (or was stored) exactly once.",
         "",
     ]
     text = "\n".join([*header, table(rows), "", *(f"- {s}" for s in skipped), ""])
