@@ -106,15 +106,12 @@ SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k ORDER BY k;
 -- name: insert_job
 -- One job, and the wake-up, in one statement: on an autocommit connection it is one round trip,
 -- and the NOTIFY is delivered when (and only if) the insert commits.
-WITH ins AS (
-    INSERT INTO {schema}.jobs (task, queue, state, args, kwargs, priority, max_attempts, retry,
-                               owner, title, parent, result_url, return_url, unique_key,
-                               created_at, scheduled_at, max_iterations, timeout)
-    VALUES (%s, %s, %s, %s::jsonb, %s::jsonb, %s, %s, %s::jsonb, %s, %s, %s::bigint, %s, %s, %s,
-            %s, %s, %s, %s::float8)
-    RETURNING id
-)
-SELECT id, pg_notify(%s, '') FROM ins;
+INSERT INTO {schema}.jobs (task, queue, state, args, kwargs, priority, max_attempts, retry, owner,
+                           title, parent, result_url, return_url, unique_key, created_at,
+                           scheduled_at, max_iterations, timeout)
+VALUES (%s, %s, %s, %s::jsonb, %s::jsonb, %s, %s, %s::jsonb, %s, %s, %s::bigint, %s, %s, %s, %s, %s,
+        %s, %s::float8)
+RETURNING id, pg_notify(%s, '');
 
 -- name: insert_jobs
 -- Many jobs in one statement; ids are drawn in the order given.
