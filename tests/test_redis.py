@@ -370,3 +370,24 @@ def test_notify_after_a_write_that_woke_workers_sends_nothing_more(
             got.append(message)
     assert len(got) == 2
     pubsub.close()
+
+
+def test_a_notify_that_does_not_follow_a_publishing_write_at_once_still_wakes_workers(
+        backend: RedisBackend, mill: Mill) -> None:
+    # given a subscriber, and an enqueue made a while ago in this thread
+    pubsub = raw(backend).pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(backend.key + "wake")
+    pubsub.get_message(timeout=0.5)
+    mill.enqueue("noop")
+    time.sleep(0.1)
+    # when this thread notifies (as worker.stop() does, to end a wait)
+    backend.notify()
+    # then that notify sent a wake-up of its own: two in all
+    got = []
+    deadline = time.monotonic() + 0.5
+    while time.monotonic() < deadline:
+        message = pubsub.get_message(timeout=0.05)
+        if message:
+            got.append(message)
+    assert len(got) == 2
+    pubsub.close()

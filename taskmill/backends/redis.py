@@ -47,6 +47,7 @@ _INTS = frozenset({"priority", "attempts", "max_attempts", "iterations", "max_it
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
 SCAN_BUDGET = 1000  # ids one query/delete script looks at before handing back to Python
+NOTIFY_AFTER_WRITE = 0.05  # seconds: a notify this soon after a write that published sends nothing
 _json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
@@ -208,7 +209,7 @@ class RedisBackend(Backend):
         """Call script `name` with EVALSHA, loading it first if Redis does not know it (a new or
         restarted server)."""
         script = SCRIPTS[name]
-        self._local.woke = False
+        self._local.woke = 0.0
         client = self.client
         with self._errors():
             try:
@@ -219,7 +220,7 @@ class RedisBackend(Backend):
 
     def _do(self, command: str, *args: Any) -> Any:
         """One plain Redis command on a key of this installation (reads, and single-key writes)."""
-        self._local.woke = False
+        self._local.woke = 0.0
         with self._errors():
             return self.client.execute_command(command, *args)  # type: ignore[no-untyped-call]
 
@@ -254,7 +255,7 @@ class RedisBackend(Backend):
             args.append(job.unique if job.unique and job.unique_key else "")
             args += _new_values(job)
         reply = self._run("enqueue", *args)
-        self._local.woke = True
+        self._local.woke = time.monotonic()
         out: list[Job] = []
         for job, got in zip(jobs, reply, strict=True):
             if isinstance(got, list):
@@ -280,7 +281,7 @@ class RedisBackend(Backend):
             args += [_id(u.job.id) or "0", u.expect_state.value, _opt(u.expect_token)]
             args += [_opt(_encode(name, getattr(u.job, name))) for name in MUTABLE_FIELDS]
         reply = self._run("apply", *args)
-        self._local.woke = bool(reply[-1])
+        self._local.woke = time.monotonic() if reply[-1] else 0.0
         return [bool(ok) for ok in reply[:-1]]
 
     def heartbeat(self, leases: Sequence[tuple[str, str]], lease_until: datetime,
@@ -397,7 +398,7 @@ class RedisBackend(Backend):
             promoted += n
             if n < min(500, limit):
                 break
-        self._local.woke = promoted > 0
+        self._local.woke = time.monotonic() if promoted else 0.0
         return promoted
 
     def next_due(self) -> datetime | None:
@@ -439,7 +440,7 @@ class RedisBackend(Backend):
 
     def periodic_fire(self, name: str, slot: datetime, job: Job, now: datetime) -> Job | None:
         got = self._run("periodic_fire", name, _us(slot), *_new_values(job))
-        self._local.woke = got is not None
+        self._local.woke = 0.0 if got is None else time.monotonic()
         if got is None:
             return None
         job.id = str(got)
@@ -448,8 +449,11 @@ class RedisBackend(Backend):
     # -- wake-ups: pub/sub on "{prefix}:wake"; the worker's poll is the fallback -------------
 
     def notify(self) -> None:
-        if getattr(self._local, "woke", False):
-            self._local.woke = False  # the write just made published already, in its script
+        # The facade calls notify right after a write; when that write's script published
+        # already (this thread, a moment ago), a second message would only wake workers twice.
+        woke = getattr(self._local, "woke", 0.0)
+        self._local.woke = 0.0
+        if woke and time.monotonic() - woke < NOTIFY_AFTER_WRITE:
             return
         self._do("PUBLISH", f"{self.key}wake", "1")
 
