@@ -4,6 +4,7 @@ per test (the `redis_url` fixture); never FLUSHDB."""
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
@@ -155,6 +156,27 @@ def test_an_unreachable_redis_raises_backend_unavailable_not_a_driver_error() ->
         backend.wait_for_work(0.1)
     with pytest.raises(BackendUnavailable):
         backend.durability_warning()
+
+
+def test_a_forked_child_opens_its_own_connection_and_the_parent_keeps_its_own(
+        backend: RedisBackend, mill: Mill) -> None:
+    # given a parent that has used its connection
+    mill.enqueue("noop")
+    # when a forked child drops what it inherited and enqueues
+    pid = os.fork()
+    if pid == 0:  # the child
+        code = 1
+        try:
+            backend.after_fork()
+            mill.enqueue("noop")
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    # then the child's job is stored, and the parent's connection still works
+    assert os.waitstatus_to_exitcode(status) == 0
+    mill.enqueue("noop")
+    assert len(mill.jobs()) == 3
 
 
 # -- claims never pop ----------------------------------------------------------------------
