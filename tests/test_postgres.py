@@ -271,6 +271,19 @@ def test_a_failed_enqueue_leaves_the_applications_open_transaction_usable(
     assert mill.get(job.id) is not None
 
 
+def test_an_async_enqueue_joins_the_applications_transaction_too(pg_url: str, mill: Mill) -> None:
+    import asyncio
+
+    with psycopg.connect(dsn_of(pg_url)) as app:
+        # when async code enqueues inside `using` (the store is written off the event loop)
+        with mill.using(app):
+            job = asyncio.run(mill.enqueue_async("noop", args=["async"]))
+        # then the job waits for the application's commit like any other
+        assert mill.get(job.id) is None
+        app.commit()
+    assert mill.get(job.id) is not None
+
+
 def test_using_refuses_what_is_not_a_psycopg_connection(mill: Mill) -> None:
     with mill.using(object()), pytest.raises(ConfigError, match="psycopg"):
         mill.enqueue("noop")
