@@ -457,6 +457,29 @@ def test_threads_of_one_process_waiting_together_are_all_woken(pg_url: str, mill
         worker_side.close()
 
 
+def test_a_thread_waiting_behind_another_listens_once_the_other_stops(pg_url: str, mill: Mill
+                                                                       ) -> None:
+    # given two threads of one process waiting: the first, which listens, only briefly
+    worker_side = PostgresBackend(pg_url)
+    try:
+        worker_side.wait_for_work(0.01)
+        first = threading.Thread(target=worker_side.wait_for_work, args=(0.2,))
+        second = threading.Thread(target=worker_side.wait_for_work, args=(10,))
+        first.start()
+        time.sleep(0.05)
+        second.start()
+        first.join(5)
+        # when a job is enqueued after the first one stopped waiting
+        time.sleep(0.2)
+        enqueued = time.monotonic()
+        mill.enqueue("noop")
+        second.join(10)
+        # then the second, which took over listening, woke at once
+        assert not second.is_alive() and time.monotonic() - enqueued < 2
+    finally:
+        worker_side.close()
+
+
 def test_a_worker_runs_jobs_enqueued_while_it_waits_without_waiting_for_its_poll(
         pg_url: str) -> None:
     # given a worker with a poll of a minute, idle

@@ -11,6 +11,7 @@ import os
 import re
 import select
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from functools import cache
@@ -24,9 +25,9 @@ from psycopg.types.json import set_json_loads
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..errors import BackendUnavailable, ConfigError
-from ..job import Job, JobError, JobState, LogRecord, Update
-from ..payload import encode_unchecked
+from ..job import Job, JobState, LogRecord, Update
 from .base import Backend, JobFilter, NewLog, PeriodicState, external_connection
+from .postgres_rows import APPLY_COLUMNS, INSERT_COLUMNS, apply_params, bigint_or, insert_params, to_job
 from .sql import queries
 
 log = logging.getLogger("taskmill.postgres")
@@ -36,30 +37,7 @@ SCHEMA_VERSION = 1
 MIGRATIONS = {1: "schema"}
 DEFAULT_SCHEMA = "taskmill"
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,53}$")
-_BIGINT = 1 << 63
 _TERMINATED = (pq.TransactionStatus.UNKNOWN,)
-# A JSON string, or a number written with an exponent (Python writes floats from 1e16 up so).
-_EXPONENT = re.compile(r'"(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?[eE][+-]?\d+')
-
-
-def _whole_float(match: re.Match[str]) -> str:
-    token = match.group()
-    if token[0] == '"':
-        return token
-    number = float(token)
-    return format(number, ".1f") if number.is_integer() else token
-
-
-def _dumps(value: Any) -> str | None:
-    """JSON text for a jsonb column. jsonb keeps numbers as decimals and prints `1e+16` back as
-    `10000000000000000`, which reads as an int: such floats are written out in full with `.0`
-    (exactly the same value), so a float comes back a float."""
-    text = encode_unchecked(value)
-    if text is None or ("e+" not in text and "E+" not in text):
-        return text
-    return _EXPONENT.sub(_whole_float, text)
-
-
 @cache
 def _dialect(schema: str) -> dict[str, str]:
     """The queries with this installation's schema and channel names filled in."""
@@ -100,7 +78,7 @@ class PostgresBackend(Backend):
         self.url = url
         parts = urlsplit(url)
         if parts.scheme not in ("postgresql", "postgres"):
-            raise ConfigError(f"not a postgresql URL: {url!r}")
+            raise ConfigError(f"not a postgresql:// URL (scheme {parts.scheme!r})")
         options = dict(parse_qsl(parts.query, keep_blank_values=True))
         self.schema = options.pop("schema", DEFAULT_SCHEMA)
         if not _IDENTIFIER.match(self.schema):
@@ -286,7 +264,7 @@ class PostgresBackend(Backend):
         committed here: the jobs, and the wake-up, exist once the application commits."""
         if not jobs:
             return []
-        rows = [_insert_params(job) for job in jobs]  # payload errors surface before any I/O
+        rows = [insert_params(job) for job in jobs]  # payload errors surface before any I/O
         outside = external_connection.get()
         if outside is not None:
             return self._enqueue_outside(outside, jobs, rows)
@@ -323,7 +301,7 @@ class PostgresBackend(Backend):
             jobs[0].id = str(_one(cur.execute(self.q["insert_job"], (*rows[0], self.channel)))["id"])
             return list(jobs)
         params: dict[str, Any] = {name: [row[i] for row in rows]
-                                  for i, name in enumerate(_INSERT_COLUMNS)}
+                                  for i, name in enumerate(INSERT_COLUMNS)}
         params["channel"] = self.channel
         new_ids = _one(cur.execute(self.q["insert_jobs"], params))["array_agg"]
         for job, new_id in zip(jobs, sorted(new_ids), strict=True):
@@ -352,11 +330,11 @@ class PostgresBackend(Backend):
             if found is None:
                 return None
             if job.unique != "reschedule":
-                return _to_job(found)
+                return to_job(found)
             moved = cur.execute(self.q["reschedule"], (job.scheduled_at, job.state.value,
                                                       found["id"])).fetchone()
             if moved is not None:
-                return _to_job(moved)
+                return to_job(moved)
             # A worker claimed it in between: it is no longer pending, look again.
 
     # -- claim, finish, leases -------------------------------------------------------------
@@ -369,7 +347,7 @@ class PostgresBackend(Backend):
         params = {"queues": None if queues is None else list(queues), "limit": limit,
                   "now": now, "token": token, "worker": worker, "lease_until": lease_until}
         with self._cursor() as cur:
-            jobs = [_to_job(row) for row in cur.execute(self.q["claim"], params).fetchall()]
+            jobs = [to_job(row) for row in cur.execute(self.q["claim"], params).fetchall()]
         jobs.sort(key=lambda j: (-j.priority, j.scheduled_at, int(j.id)))
         return jobs
 
@@ -379,7 +357,7 @@ class PostgresBackend(Backend):
         asked to cancel back to run without that request."""
         if not updates:
             return []
-        keys = [_int_or(u.job.id, -1) for u in updates]
+        keys = [bigint_or(u.job.id, -1) for u in updates]
         if len(set(keys)) != len(keys):
             # The same job twice: each write must see the one before it, so one at a time.
             with self._tx() as cur:
@@ -389,38 +367,38 @@ class PostgresBackend(Backend):
 
     def _apply(self, cur: psycopg.Cursor[Any], updates: Sequence[Update]) -> list[bool]:
         # Rows are written in id order, as heartbeats do, so two batches never deadlock.
-        order = sorted(updates, key=lambda u: _int_or(u.job.id, -1))
-        params: dict[str, list[Any]] = {name: [] for name in _APPLY_COLUMNS}
+        order = sorted(updates, key=lambda u: bigint_or(u.job.id, -1))
+        params: dict[str, list[Any]] = {name: [] for name in APPLY_COLUMNS}
         for update in order:
-            for name, value in zip(_APPLY_COLUMNS, _apply_params(update), strict=True):
+            for name, value in zip(APPLY_COLUMNS, apply_params(update), strict=True):
                 params[name].append(value)
         written = {row["id"] for row in cur.execute(self.q["apply"], params).fetchall()}
-        return [_int_or(u.job.id, -1) in written for u in updates]
+        return [bigint_or(u.job.id, -1) in written for u in updates]
 
     def heartbeat(self, leases: Sequence[tuple[str, str]], lease_until: datetime,
                   now: datetime) -> list[str]:
         """One statement: extends each lease still held under its token; returns the rest."""
         if not leases:
             return []
-        order = sorted(leases, key=lambda lease: _int_or(lease[0], -1))
-        params = {"lease_until": lease_until, "ids": [_int_or(i, -1) for i, _ in order],
+        order = sorted(leases, key=lambda lease: bigint_or(lease[0], -1))
+        params = {"lease_until": lease_until, "ids": [bigint_or(i, -1) for i, _ in order],
                   "tokens": [t for _, t in order]}
         with self._cursor() as cur:
             kept = {row["id"] for row in cur.execute(self.q["heartbeat"], params).fetchall()}
-        return [job_id for job_id, _ in leases if _int_or(job_id, -1) not in kept]
+        return [job_id for job_id, _ in leases if bigint_or(job_id, -1) not in kept]
 
     def set_progress(self, job_id: str, token: str, progress: float, message: str | None,
                      now: datetime) -> bool:
         """Applies only while the job runs under `token`."""
         with self._cursor() as cur:
-            cur.execute(self.q["set_progress"], (progress, message, _int_or(job_id, -1), token))
+            cur.execute(self.q["set_progress"], (progress, message, bigint_or(job_id, -1), token))
             return cur.rowcount == 1
 
     def append_logs(self, records: Sequence[NewLog]) -> None:
         """One statement; lines of jobs deleted meanwhile are dropped."""
         if not records:
             return
-        params = {"job_id": [_int_or(r.job_id, -1) for r in records],
+        params = {"job_id": [bigint_or(r.job_id, -1) for r in records],
                   "attempt": [r.attempt for r in records], "at": [r.at for r in records],
                   "level": [r.level for r in records], "message": [r.message for r in records]}
         with self._cursor() as cur:
@@ -429,32 +407,32 @@ class PostgresBackend(Backend):
     def cancel_requests(self, job_ids: Sequence[str]) -> dict[str, str | None]:
         if not job_ids:
             return {}
-        rows = self._rows("cancel_requests", ([_int_or(i, -1) for i in job_ids],))
+        rows = self._rows("cancel_requests", ([bigint_or(i, -1) for i in job_ids],))
         return {str(job_id): reason for job_id, reason in rows}
 
     # -- reading ---------------------------------------------------------------------------
 
     def get(self, job_id: str) -> Job | None:
-        key = _int_or(job_id, None)
+        key = bigint_or(job_id, None)
         if key is None:
             return None
         with self._cursor() as cur:
             row = cur.execute(self.q["get"], (key,)).fetchone()
-        return None if row is None else _to_job(row)
+        return None if row is None else to_job(row)
 
     def query(self, where: JobFilter, limit: int, after: str | None) -> tuple[list[Job], str | None]:
         params = {"states": [s.value for s in where.states] if where.states else None,
                   "queue": where.queue, "task": where.task, "owner": where.owner,
-                  "parent": None if where.parent is None else _int_or(where.parent, -1),
-                  "after": None if after is None else _int_or(after, 0), "limit": limit + 1}
+                  "parent": None if where.parent is None else bigint_or(where.parent, -1),
+                  "after": None if after is None else bigint_or(after, 0), "limit": limit + 1}
         with self._cursor() as cur:
-            jobs = [_to_job(row) for row in cur.execute(self.q["query"], params).fetchall()]
+            jobs = [to_job(row) for row in cur.execute(self.q["query"], params).fetchall()]
         if len(jobs) > limit:
             return jobs[:limit], jobs[limit - 1].id
         return jobs, None
 
     def logs(self, job_id: str, limit: int | None) -> list[LogRecord]:
-        key = _int_or(job_id, -1)
+        key = bigint_or(job_id, -1)
         rows = self._rows("logs", (key,)) if limit is None else self._rows("logs_tail", (key, limit))
         return [LogRecord(at=at.astimezone(UTC), level=level, message=message, attempt=attempt,
                           job_id=str(jid)) for jid, attempt, at, level, message in rows]
@@ -471,13 +449,13 @@ class PostgresBackend(Backend):
 
     def expired(self, now: datetime, limit: int) -> list[Job]:
         with self._cursor() as cur:
-            return [_to_job(row) for row in cur.execute(self.q["expired"], (now, limit)).fetchall()]
+            return [to_job(row) for row in cur.execute(self.q["expired"], (now, limit)).fetchall()]
 
     # -- deleting and maintenance ----------------------------------------------------------
 
     def delete(self, job_id: str) -> bool:
         """Deletes the job (and its logs) only if it is not running."""
-        key = _int_or(job_id, None)
+        key = bigint_or(job_id, None)
         if key is None:
             return False
         with self._cursor() as cur:
@@ -494,8 +472,9 @@ class PostgresBackend(Backend):
             return cur.rowcount
 
     def promote_due(self, now: datetime, limit: int) -> int:
-        """One statement; a promotion under way elsewhere is waited for, not skipped, so once
-        this returns every job that was due is queued."""
+        """One statement. Promoters take turns (an advisory lock), so once this returns every job
+        that was due is queued, by this call or the one before; a row an application's open
+        transaction holds is skipped, never waited for."""
         with self._cursor() as cur:
             cur.execute(self.q["promote_due"], {"now": now, "limit": limit,
                                                 "turn": self._lock_key("promote")})
@@ -532,7 +511,7 @@ class PostgresBackend(Backend):
 
     def periodic_fire(self, name: str, slot: datetime, job: Job, now: datetime) -> Job | None:
         """One statement: the compare-and-set on the last slot and the insert of `job`."""
-        params = dict(zip(_INSERT_COLUMNS, _insert_params(job), strict=True))
+        params = dict(zip(INSERT_COLUMNS, insert_params(job), strict=True))
         params.update(name=name, slot=slot, channel=self.channel)
         with self._cursor() as cur:
             row = cur.execute(self.q["periodic_fire"], params).fetchone()
@@ -559,14 +538,17 @@ class PostgresBackend(Backend):
         """Block until a NOTIFY on this installation's channel (or a `notify` in this process), or
         `timeout` seconds. One thread listens on the one dedicated connection, opened on first
         use; other threads of this process wait for it to pass the wake-up on."""
+        deadline = time.monotonic() + timeout
         with self._wake:
             seen = self._wakes
-        if not self._listen_lock.acquire(blocking=False):
+        while not self._listen_lock.acquire(blocking=False):
+            # Another thread listens; take over if it stops listening before a wake-up.
+            left = deadline - time.monotonic()
             with self._wake:
-                self._wake.wait_for(lambda: self._wakes != seen, timeout)
-            return
+                if self._wake.wait_for(lambda: self._wakes != seen, min(left, 0.05)) or left <= 0:
+                    return
         try:
-            woken = self._listen(timeout, seen)
+            woken = self._listen(max(0.0, deadline - time.monotonic()), seen)
         finally:
             self._listen_lock.release()
         if woken:
@@ -650,73 +632,3 @@ def _alive(conn: psycopg.Connection[Any]) -> bool:
     except (OSError, ValueError):
         return False
     return not readable
-
-
-# -- rows ----------------------------------------------------------------------------------
-
-_INSERT_COLUMNS = ("task", "queue", "state", "args", "kwargs", "priority", "max_attempts", "retry",
-                   "owner", "title", "parent", "result_url", "return_url", "unique_key",
-                   "created_at", "scheduled_at", "max_iterations", "timeout")
-
-_APPLY_COLUMNS = ("id", "expect_state", "expect_token", "state", "scheduled_at", "attempts",
-                  "max_attempts", "progress", "progress_message", "result", "error", "started_at",
-                  "finished_at", "iterations", "state_data", "cancel_requested", "cancel_reason",
-                  "claim_token", "worker", "lease_until")
-
-
-def _insert_params(job: Job) -> tuple[Any, ...]:
-    return (job.task, job.queue, job.state.value, _dumps(job.args), _dumps(job.kwargs),
-            job.priority, job.max_attempts, _dumps(job.retry), job.owner, job.title,
-            None if job.parent is None else int(job.parent), job.result_url, job.return_url,
-            job.unique_key, job.created_at, job.scheduled_at, job.max_iterations,
-            None if job.timeout is None else float(job.timeout))
-
-
-def _apply_params(update: Update) -> tuple[Any, ...]:
-    j = update.job
-    return (_int_or(j.id, -1), update.expect_state.value, update.expect_token, j.state.value,
-            j.scheduled_at, j.attempts, j.max_attempts, float(j.progress), j.progress_message,
-            _dumps(j.result), _error_json(j.error), j.started_at,
-            j.finished_at, j.iterations, _dumps(j.state_data), bool(j.cancel_requested),
-            j.cancel_reason, j.claim_token, j.worker, j.lease_until)
-
-
-def _error_json(error: JobError | None) -> str | None:
-    """An attempt's error as jsonb can hold it. An exception's message or traceback may hold a
-    NUL character, which PostgreSQL refuses in any text: it is written as `\\x00` (as job logs
-    write it), or the worker's every write of that outcome would fail."""
-    if error is None:
-        return None
-    return _dumps({k: v.replace("\x00", "\\x00") for k, v in error.to_json().items()})
-
-
-def _int_or(value: Any, default: Any) -> Any:
-    """A job id as the bigint it is stored as, or `default` for what cannot be one."""
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        return default
-    return number if -_BIGINT <= number < _BIGINT else default
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    return None if value is None else value.astimezone(UTC)
-
-
-def _to_job(row: dict[str, Any]) -> Job:
-    return Job(
-        id=str(row["id"]), task=row["task"], queue=row["queue"], state=JobState(row["state"]),
-        args=row["args"], kwargs=row["kwargs"],
-        created_at=row["created_at"].astimezone(UTC),
-        scheduled_at=row["scheduled_at"].astimezone(UTC),
-        priority=row["priority"], attempts=row["attempts"], max_attempts=row["max_attempts"],
-        retry=row["retry"], progress=row["progress"], progress_message=row["progress_message"],
-        result=row["result"], error=JobError.from_json(row["error"]), owner=row["owner"],
-        title=row["title"], parent=None if row["parent"] is None else str(row["parent"]),
-        result_url=row["result_url"], return_url=row["return_url"], unique_key=row["unique_key"],
-        started_at=_utc(row["started_at"]), finished_at=_utc(row["finished_at"]),
-        iterations=row["iterations"], max_iterations=row["max_iterations"],
-        state_data=row["state_data"], timeout=row["timeout"],
-        cancel_requested=row["cancel_requested"], cancel_reason=row["cancel_reason"],
-        claim_token=row["claim_token"], worker=row["worker"], lease_until=_utc(row["lease_until"]),
-    )
