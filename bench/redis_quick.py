@@ -5,17 +5,20 @@
 Each figure is the median of `--repeats` runs, each on a fresh key prefix (deleted afterwards;
 never FLUSHDB). Not a test: the numbers depend on the machine and on what else runs on it.
 
-- enqueue one at a time: `mill.enqueue("noop")` N times, vs a raw loop of one HSET per call
-  (one round trip each, the floor for a one-call enqueue);
+- enqueue one at a time: `mill.enqueue("noop")` N times, and `backend.enqueue` of jobs built
+  beforehand (the backend's part alone), vs a raw loop of one HSET per call (one round trip each,
+  the floor for a one-call enqueue), measured right after; ratios are medians of per-repeat ratios;
 - enqueue_many: one `mill.enqueue_many` of 10,000 specs, vs 10,000 HSETs in one pipeline;
 - claim + complete: one thread claiming batches of 8 and completing them in one `apply`
   (as a worker at concurrency 8 does), and one job at a time (two EVALSHA per job);
-- memory per finished job: Redis `used_memory` growth per succeeded job, logs aside.
+- memory per finished job: `MEMORY USAGE` of every key of the prefix once all have succeeded,
+  per job (the shared Redis's `used_memory` moves with other tenants' work).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import time
@@ -57,24 +60,36 @@ def wipe(client: redis.Redis, prefix: str) -> None:
         client.delete(key)
 
 
+def key_bytes(client: redis.Redis, prefix: str) -> int:
+    """Bytes Redis uses for the keys of an installation (MEMORY USAGE, exact for collections)."""
+    keys = list(client.scan_iter(match="{" + prefix + "}:*", count=1000))
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.memory_usage(key, samples=0)
+    return sum(int(size or 0) for size in pipe.execute())
+
+
 def rate(count: int, work: Callable[[], None]) -> float:
     start = time.perf_counter()
     work()
     return count / (time.perf_counter() - start)
 
 
-def enqueue_one(url: str, client: redis.Redis, n: int) -> tuple[float, float]:
+def enqueue_one(url: str, client: redis.Redis, n: int) -> tuple[float, float, float]:
     mill, prefix = fresh_mill(url)
     mill.enqueue("noop")  # connect and load the script before the clock starts
     fields = {"task": "noop", "queue": "default", "state": "queued", "args": "[]", "kwargs": "{}"}
+    built = [mill.build("noop") for _ in range(n)]
+    backend, now = mill.backend, mill.now()
     try:
         ours = rate(n, lambda: [mill.enqueue("noop") for _ in range(n)] and None)
+        alone = rate(n, lambda: [backend.enqueue([job], now) for job in built] and None)
         raw = rate(n, lambda: [client.hset(f"raw_{prefix}:{i}", mapping=fields)
                                for i in range(n)] and None)
     finally:
         mill.close()
         wipe(client, prefix)
-    return ours, raw
+    return ours, alone, raw
 
 
 def enqueue_many(url: str, client: redis.Redis, n: int) -> tuple[float, float]:
@@ -99,12 +114,11 @@ def enqueue_many(url: str, client: redis.Redis, n: int) -> tuple[float, float]:
 
 def claim_complete(url: str, client: redis.Redis, n: int, batch: int) -> tuple[float, float]:
     """Jobs/s claimed and completed by one thread in batches of `batch`; and the memory per
-    finished job (bytes), from Redis's used_memory before the enqueue and after the last apply."""
+    finished job (bytes): MEMORY USAGE of the prefix's keys after the last apply, per job."""
     mill, prefix = fresh_mill(url)
     mill.enqueue("noop")
     backend = mill.backend
     backend.claim(None, 1, "w", "t", mill.now() + timedelta(seconds=30), mill.now())
-    before = int(client.info("memory")["used_memory"])
     mill.enqueue_many([{"task": "noop"}] * n)
     rng = random.Random(1)
 
@@ -122,7 +136,7 @@ def claim_complete(url: str, client: redis.Redis, n: int, batch: int) -> tuple[f
 
     try:
         jobs_per_s = rate(n, drain)
-        per_job = (int(client.info("memory")["used_memory"]) - before) / n
+        per_job = key_bytes(client, prefix) / (n + 1)
     finally:
         mill.close()
         wipe(client, prefix)
@@ -143,26 +157,28 @@ def main() -> None:
         runs.setdefault(name, []).append(value)
 
     for _ in range(args.repeats):
-        ours, raw = enqueue_one(args.url, client, args.single)
-        record("enqueue one at a time (jobs/s)", ours)
+        ours, alone, raw = enqueue_one(args.url, client, args.single)
+        record("enqueue one at a time, mill.enqueue (jobs/s)", ours)
+        record("enqueue one at a time, backend.enqueue of built jobs (jobs/s)", alone)
         record("  raw redis-py, one HSET per call (ops/s)", raw)
+        record("ratio mill.enqueue / raw (%)", 100 * ours / raw)
+        record("ratio backend.enqueue / raw (%)", 100 * alone / raw)
         ours, raw = enqueue_many(args.url, client, args.jobs)
         record(f"enqueue_many of {args.jobs:,} (jobs/s)", ours)
         record(f"  raw redis-py, {args.jobs:,} HSETs pipelined (ops/s)", raw)
+        record("ratio enqueue_many / raw pipelined (%)", 100 * ours / raw)
         per_s, per_job = claim_complete(args.url, client, args.jobs, 8)
         record("claim 8 + one apply of 8, one thread (jobs/s)", per_s)
         record("memory per finished job (bytes)", per_job)
         per_s, _ = claim_complete(args.url, client, args.jobs // 5, 1)
         record("claim 1 + apply 1 per job (jobs/s)", per_s)
     client.close()
+    print(f"load average {os.getloadavg()[0]:.2f} at the end, {os.cpu_count()} CPUs\n")
     print(f"| figure | median of {args.repeats} | min | max |")
     print("|---|---:|---:|---:|")
     for name, values in runs.items():
         print(f"| {name} | {statistics.median(values):,.0f} | {min(values):,.0f} "
               f"| {max(values):,.0f} |")
-    one = statistics.median(runs["enqueue one at a time (jobs/s)"])
-    raw_one = statistics.median(runs["  raw redis-py, one HSET per call (ops/s)"])
-    print(f"\nenqueue one at a time is {one / raw_one:.0%} of the raw one-command loop")
 
 
 if __name__ == "__main__":
