@@ -165,7 +165,8 @@ class RedisBackend(Backend):
         if parts.scheme not in ("redis", "rediss", "unix"):
             raise ConfigError(f"not a redis URL: {url!r}")
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
-        prefix = str(options.pop("prefix", None) or query.pop("prefix", None) or "taskmill")
+        in_url = query.pop("prefix", None)
+        prefix = str(options.pop("prefix", None) or in_url or "taskmill")
         if any(c in prefix for c in "{}*?[]\\") or not prefix.strip():
             raise ConfigError(f"a redis prefix is a name without {{}}*?[]\\, got {prefix!r}")
         unknown = set(query) - set(URL_QUERY_ARGUMENT_PARSERS)
@@ -393,10 +394,11 @@ class RedisBackend(Backend):
 
     def promote_due(self, now: datetime, limit: int) -> int:
         promoted = 0
-        while promoted < limit:
-            n = int(self._run("promote_due", _us(now), min(500, limit - promoted)))
+        while promoted < limit:  # in scripts of at most 500 jobs: none blocks Redis for long
+            want = min(500, limit - promoted)
+            n = int(self._run("promote_due", _us(now), want))
             promoted += n
-            if n < min(500, limit):
+            if n < want:
                 break
         self._local.woke = time.monotonic() if promoted else 0.0
         return promoted
@@ -413,10 +415,11 @@ class RedisBackend(Backend):
 
     def prune(self, before: datetime, limit: int) -> int:
         pruned = 0
-        while pruned < limit:
-            n = int(self._run("prune", _us(before), min(500, limit - pruned)))
+        while pruned < limit:  # in scripts of at most 500 jobs: none blocks Redis for long
+            want = min(500, limit - pruned)
+            n = int(self._run("prune", _us(before), want))
             pruned += n
-            if n < min(500, limit):
+            if n < want:
                 break
         return pruned
 
