@@ -269,8 +269,8 @@ class PostgresBackend(Backend):
         if outside is not None:
             return self._enqueue_outside(outside, jobs, rows)
         if not any(job.unique and job.unique_key for job in jobs):
-            with self._cursor() as cur:
-                return self._insert(cur, jobs, rows)
+            with self._conn() as conn:
+                return self._insert(conn, jobs, rows)
         with self._tx() as cur:
             return self._insert_unique(cur, jobs, rows)
 
@@ -289,21 +289,23 @@ class PostgresBackend(Backend):
             idle = conn.info.transaction_status == pq.TransactionStatus.IDLE
             block = (contextlib.nullcontext() if idle and not conn.autocommit
                      else conn.transaction())
-            with block, conn.cursor(row_factory=dict_row) as cur:
-                set_json_loads(json.loads, cur)
-                if any(job.unique and job.unique_key for job in jobs):
+            with block:
+                if not any(job.unique and job.unique_key for job in jobs):
+                    return self._insert(conn, jobs, rows)
+                with conn.cursor(row_factory=dict_row) as cur:
+                    set_json_loads(json.loads, cur)  # whatever the application set
                     return self._insert_unique(cur, jobs, rows)
-                return self._insert(cur, jobs, rows)
 
-    def _insert(self, cur: psycopg.Cursor[Any], jobs: Sequence[Job], rows: list[tuple[Any, ...]]
-                ) -> list[Job]:
+    def _insert(self, conn: psycopg.Connection[Any], jobs: Sequence[Job],
+                rows: list[tuple[Any, ...]]) -> list[Job]:
+        """One statement, one job or many."""
         if len(jobs) == 1:
-            jobs[0].id = str(_one(cur.execute(self.q["insert_job"], (*rows[0], self.channel)))["id"])
+            jobs[0].id = str(_one(conn.execute(self.q["insert_job"], (*rows[0], self.channel)))[0])
             return list(jobs)
         params: dict[str, Any] = {name: [row[i] for row in rows]
                                   for i, name in enumerate(INSERT_COLUMNS)}
         params["channel"] = self.channel
-        new_ids = _one(cur.execute(self.q["insert_jobs"], params))["array_agg"]
+        new_ids = _one(conn.execute(self.q["insert_jobs"], params))[0]
         for job, new_id in zip(jobs, sorted(new_ids), strict=True):
             job.id = str(new_id)
         return list(jobs)
