@@ -145,7 +145,7 @@ def test_a_worker_that_lost_its_lease_cannot_overwrite_the_result_of_the_one_tha
 
     # Given a job claimed by a worker whose lease has run out while the job still runs
     job = live_mill.enqueue("report")
-    stale = stale_mill.worker(lease="1s")
+    stale = stale_mill.worker(lease="1s", concurrency=1)  # its one slot stays busy
     stale.start()
     try:
         deadline = time.monotonic() + 10
