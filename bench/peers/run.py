@@ -688,8 +688,10 @@ def ratio_cell(metric: str, unit: str, mine: float | str | None,
 def markdown(sys_list: list[System], measured: list[System], results: Results, raw: dict[str, Any],
              meta: dict[str, Any], skipped: list[str]) -> str:
     lines = [f"# taskmill beside its peers ({meta['date']})", "",
-             f"Command: `{meta['command']}`. Machine: {meta['machine']}; load average "
-             f"{meta['load_before']} before the run, {meta['load_after']} after. "
+             f"Command: `{meta['command']}`. Machine: {meta['machine']}; load average (1, 5, 15 min) "
+             f"{meta['load_before']} before the run, {'; '.join(meta['load_repeats'][1:])}"
+             f"{' at the next repeats, ' if len(meta['load_repeats']) > 1 else ''}"
+             f"{meta['load_after']} after (those include the benchmark's own processes). "
              f"Python {meta['python']}. {meta['repeats']} repeat(s), medians.", "",
              f"Jobs: enqueue one at a time {meta['single']:,}, bulk {meta['bulk']:,} in one call, "
              f"drain {meta['jobs']:,} (those), latency {meta['samples']} samples; I/O-bound: "
@@ -809,8 +811,10 @@ def main(argv: list[str] | None = None) -> int:
         log(f"CPU job: {loops:,} loops, {cpu_ms:.1f} ms here")
         bench = Bench(args, stores, workdir, loops)
         raw: dict[str, tuple[list[float | str], list[float | str]]] = {}
+        loads: list[str] = []
         for repeat in range(args.repeats):
-            log(f"repeat {repeat + 1}/{args.repeats} (load {loadavg()})")
+            loads.append(loadavg())
+            log(f"repeat {repeat + 1}/{args.repeats} (load {loads[-1]})")
             for store in stores_used:
                 try:
                     one, many = stores.raw(store, args.single, args.jobs)
@@ -827,7 +831,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "command": " ".join(["bench/peers/run.py", *(argv if argv is not None else sys.argv[1:])]),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
-            "load_before": load_before, "load_after": load_after,
+            "load_before": load_before, "load_after": load_after, "load_repeats": loads,
             "python": platform.python_version(), "repeats": args.repeats, "jobs": args.jobs,
             "single": args.single, "bulk": args.jobs - args.single, "samples": args.samples,
             "io_jobs": args.io_jobs, "cpu_jobs": args.cpu_jobs, "cpu_ms": cpu_ms}
