@@ -9,8 +9,9 @@ never FLUSHDB). Not a test: the numbers depend on the machine and on what else r
   beforehand (the backend's part alone), vs a raw loop of one HSET per call (one round trip each,
   the floor for a one-call enqueue), measured right after; ratios are medians of per-repeat ratios;
 - enqueue_many: one `mill.enqueue_many` of 10,000 specs, vs 10,000 HSETs in one pipeline;
-- claim + complete: one thread claiming batches of 8 and completing them in one `apply`
-  (as a worker at concurrency 8 does), and one job at a time (two EVALSHA per job);
+- claim + complete: one thread claiming batches of 8 and completing them in one `apply`; the
+  same with `apply_and_claim` (the completions of a batch and the next claim in one call, as a
+  worker at concurrency 8 does); and one job at a time (two EVALSHA per job);
 - memory per finished job: `MEMORY USAGE` of every key of the prefix once all have succeeded,
   per job (the shared Redis's `used_memory` moves with other tenants' work).
 """
@@ -112,7 +113,8 @@ def enqueue_many(url: str, client: redis.Redis, n: int) -> tuple[float, float]:
     return ours, theirs
 
 
-def claim_complete(url: str, client: redis.Redis, n: int, batch: int) -> tuple[float, float]:
+def claim_complete(url: str, client: redis.Redis, n: int, batch: int,
+                   together: bool = False) -> tuple[float, float]:
     """Jobs/s claimed and completed by one thread in batches of `batch`; and the memory per
     finished job (bytes): MEMORY USAGE of the prefix's keys after the last apply, per job."""
     mill, prefix = fresh_mill(url)
@@ -124,15 +126,20 @@ def claim_complete(url: str, client: redis.Redis, n: int, batch: int) -> tuple[f
 
     def drain() -> None:
         done = 0
-        while done < n:
-            now = mill.now()
-            jobs = backend.claim(None, batch, "w", f"tok{done}", now + timedelta(seconds=30), now)
-            if not jobs:
-                break
+        now = mill.now()
+        jobs = backend.claim(None, batch, "w", "tok", now + timedelta(seconds=30), now)
+        while jobs:
             end = mill.now()
-            backend.apply([Update(finish(j, Succeeded(None), end, rng), JobState.RUNNING,
-                                  j.claim_token) for j in jobs], end)
+            updates = [Update(finish(j, Succeeded(None), end, rng), JobState.RUNNING,
+                              j.claim_token) for j in jobs]
             done += len(jobs)
+            if together:
+                _, jobs = backend.apply_and_claim(  # type: ignore[attr-defined]
+                    updates, end, None, batch, "w", f"tok{done}", end + timedelta(seconds=30))
+            else:
+                backend.apply(updates, end)
+                jobs = backend.claim(None, batch, "w", f"tok{done}", end + timedelta(seconds=30),
+                                     end)
 
     try:
         jobs_per_s = rate(n, drain)
@@ -170,6 +177,8 @@ def main() -> None:
         per_s, per_job = claim_complete(args.url, client, args.jobs, 8)
         record("claim 8 + one apply of 8, one thread (jobs/s)", per_s)
         record("memory per finished job (bytes)", per_job)
+        per_s, _ = claim_complete(args.url, client, args.jobs, 8, together=True)
+        record("apply_and_claim of 8, one thread (jobs/s)", per_s)
         per_s, _ = claim_complete(args.url, client, args.jobs // 5, 1)
         record("claim 1 + apply 1 per job (jobs/s)", per_s)
     client.close()

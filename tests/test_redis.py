@@ -199,6 +199,33 @@ def test_a_claimed_job_stays_recorded_under_its_lease_until_it_is_completed_or_r
     check_indexes(backend)
 
 
+def test_apply_and_claim_writes_the_finished_jobs_then_claims_the_next_in_one_call(
+        backend: RedisBackend, mill: Mill) -> None:
+    # given two running jobs, one of them since rescued elsewhere, and two more queued
+    first, second = (mill.enqueue("noop", kwargs={"n": n}) for n in (1, 2))
+    running = backend.claim(None, 2, "w", "tok", at(30), at(0))
+    queued = [mill.enqueue("noop", kwargs={"n": n}) for n in (3, 4)]
+    backend.apply([rescue(running[1], at(31))], at(31))
+    # when the worker writes both outcomes and claims three jobs in the same call
+    continued = finish(running[0], Continued({"step": 1}), at(32))
+    done = finish(running[1], Succeeded(2), at(32))
+    applied, claimed = backend.apply_and_claim(
+        [Update(continued, JobState.RUNNING, "tok"), Update(done, JobState.RUNNING, "tok")],
+        at(32), None, 3, "w", "tok2", at(62))
+    # then the update under a live claim was written and the stale one refused, and the claim
+    # took the queued jobs and then the one the update queued again (its time is the latest),
+    # as apply then claim would have done
+    assert applied == [True, False]
+    assert [j.id for j in claimed] == [queued[0].id, queued[1].id, first.id]
+    assert (claimed[2].state, claimed[2].state_data, claimed[2].claim_token) == (
+        JobState.RUNNING, {"step": 1}, "tok2")
+    assert backend.get(second.id).state is JobState.SCHEDULED  # type: ignore[union-attr]
+    # and a call with no slot free, or no queue, only writes
+    assert backend.apply_and_claim([], at(33), None, 0, "w", "t3", at(63)) == ([], [])
+    assert backend.apply_and_claim([], at(33), [], 5, "w", "t3", at(63)) == ([], [])
+    check_indexes(backend)
+
+
 def test_claim_orders_negative_priorities_after_zero_and_positive_ones(
         backend: RedisBackend, mill: Mill) -> None:
     # given jobs of priorities -5, 3, 0, -1, 3 enqueued in that order
@@ -245,9 +272,17 @@ def test_indexes_and_counters_match_the_jobs_and_the_reference_backend_after_a_r
                 outcome = rng.choice([Succeeded(1), Failed(_error()), Continued({"i": 1}),
                                       Continued(None, delay=5.0)])
                 new = finish(job, outcome, now, random.Random(step))
-                ok = [b.apply([Update(new, JobState.RUNNING, job.claim_token)], now)
-                      for b in (backend, reference)]
-                assert ok[0] == ok[1]
+                update = Update(new, JobState.RUNNING, job.claim_token)
+                if rng.random() < 0.5:
+                    assert backend.apply([update], now) == reference.apply([update], now)
+                else:  # the worker's one-call write-and-claim, against apply then claim
+                    queues = rng.choice([None, ["default"], ["other"]])
+                    lease, limit = now + timedelta(seconds=20), rng.randrange(0, 3)
+                    applied, claimed = backend.apply_and_claim(
+                        [update], now, queues, limit, "w", f"tok{step}", lease)
+                    assert applied == reference.apply([update], now)
+                    assert [j.id for j in claimed] == [j.id for j in reference.claim(
+                        queues, limit, "w", f"tok{step}", lease, now)]
         elif op < 0.78:
             limit = rng.randrange(1, 5)
             assert backend.promote_due(now, limit) == reference.promote_due(now, limit)

@@ -62,6 +62,8 @@ def _lua_list(names: Sequence[str]) -> str:
 
 
 def _load_scripts() -> dict[str, _Script]:
+    """Each script of lua/ as sent to Redis: common.lua, then the lib_*.lua files it names in
+    `--! uses NAME` lines, then its own text."""
     folder = resources.files(__package__).joinpath("lua")
     common = (folder.joinpath("common.lua").read_text("utf-8")
               .replace("--[[NEW_FIELDS]]", _lua_list(NEW_FIELDS))
@@ -69,8 +71,11 @@ def _load_scripts() -> dict[str, _Script]:
     scripts = {}
     for entry in folder.iterdir():
         name = entry.name
-        if name.endswith(".lua") and name != "common.lua":
-            source = common + "\n" + entry.read_text("utf-8")
+        if name.endswith(".lua") and name != "common.lua" and not name.startswith("lib_"):
+            text = entry.read_text("utf-8")
+            libs = [folder.joinpath(line.split()[-1]).read_text("utf-8")
+                    for line in text.splitlines() if line.startswith("--! uses ")]
+            source = "\n".join([common, *libs, text])
             scripts[name[:-4]] = _Script(source, hashlib.sha1(source.encode()).hexdigest())
     return scripts
 
@@ -120,6 +125,15 @@ def _new_values(job: Job) -> list[str]:
             _us(job.scheduled_at), str(int(job.max_attempts)), _opt(job.unique_key),
             _opt(job.owner), _opt(job.parent), encode_unchecked(job.args) or "null",
             encode_unchecked(job.kwargs) or "null", _json(data)]
+
+
+def _update_args(updates: Sequence[Update]) -> list[str]:
+    """The updates as the apply scripts read them: id, expected state and token, mutable values."""
+    args: list[str] = []
+    for u in updates:
+        args += [_id(u.job.id) or "0", u.expect_state.value, _opt(u.expect_token)]
+        args += [_opt(_encode(name, getattr(u.job, name))) for name in MUTABLE_FIELDS]
+    return args
 
 
 def _to_job(flat: Sequence[str]) -> Job:
@@ -277,13 +291,23 @@ class RedisBackend(Backend):
     def apply(self, updates: Sequence[Update], now: datetime) -> list[bool]:
         if not updates:
             return []
-        args: list[Any] = []
-        for u in updates:
-            args += [_id(u.job.id) or "0", u.expect_state.value, _opt(u.expect_token)]
-            args += [_opt(_encode(name, getattr(u.job, name))) for name in MUTABLE_FIELDS]
-        reply = self._run("apply", *args)
+        reply = self._run("apply", *_update_args(updates))
         self._local.woke = time.monotonic() if reply[-1] else 0.0
         return [bool(ok) for ok in reply[:-1]]
+
+    def apply_and_claim(self, updates: Sequence[Update], now: datetime,
+                        queues: Sequence[str] | None, limit: int, worker: str, token: str,
+                        lease_until: datetime) -> tuple[list[bool], list[Job]]:
+        """`apply(updates)` then `claim(...)` in one script, each guarded as when alone: a worker
+        writes the jobs it finished and takes its next ones in one round trip. Atomic as a whole."""
+        names = [] if queues is None else list(dict.fromkeys(queues))
+        if queues is not None and not names:
+            limit = 0
+        head: list[Any] = [_us(now), max(0, limit), worker, token, _us(lease_until),
+                           -1 if queues is None else len(names), *names]
+        applied, woke, jobs = self._run("apply_and_claim", *head, *_update_args(updates))
+        self._local.woke = time.monotonic() if woke else 0.0
+        return [bool(ok) for ok in applied], [_to_job(flat) for flat in jobs]
 
     def heartbeat(self, leases: Sequence[tuple[str, str]], lease_until: datetime,
                   now: datetime) -> list[str]:
