@@ -369,3 +369,35 @@ def test_a_cancel_that_arrives_as_the_attempt_fails_ends_the_job_cancelled_at_on
         worker.stop()
     # Then the job ends cancelled, not scheduled for a retry nor left to its lease
     assert (job.state, job.cancel_reason) == (JobState.CANCELLED, "stop it")
+
+
+def test_iterations_and_short_retries_run_at_once_on_a_live_worker_not_at_the_next_poll(
+        mill: Mill) -> None:
+    @mill.task
+    def steps(ctx: Context) -> int:
+        return Continue(state=(ctx.state or 0) + 1) if ctx.iteration < 6 else ctx.iteration  # type: ignore[return-value]
+
+    worker = mill.worker(poll="5s")
+    worker.start()
+    try:
+        began = time.monotonic()
+        job = steps.enqueue().wait(timeout=10)
+        took = time.monotonic() - began
+    finally:
+        worker.stop()
+    assert (job.state, job.result) == (JobState.SUCCEEDED, 6)
+    assert took < 2.5, f"six iterations took {took:.2f}s with a 5s poll"
+
+
+def test_lines_that_hooks_log_survive_the_workers_stop(mill: Mill) -> None:
+    @mill.task
+    class Noted(Task):
+        def run(self, ctx: Context, input: Any) -> str:
+            return "ok"
+
+        def on_done(self, ctx: Context, result: Any) -> None:
+            ctx.log.info("done with %s", result)
+
+    jobs = [Noted.enqueue() for _ in range(5)]
+    mill.worker().run(burst=True)
+    assert all([r.message for r in job.logs()] == ["done with ok"] for job in jobs)

@@ -39,6 +39,7 @@ TICK = 0.1
 CANCEL_POLL = 0.5
 MAINTENANCE_EVERY = 1.0
 STOP_WAIT_AFTER_GRACE = 5.0
+SAME_SIGNAL_WINDOW = 1.0  # a second signal sooner than this is the first one delivered twice
 
 
 def parse_queues(queues: str | Sequence[str]) -> list[str] | None:
@@ -142,8 +143,15 @@ class Worker:
         if threading.current_thread() is not threading.main_thread():
             return lambda: None
 
+        first_at = 0.0
+
         def handler(signum: int, frame: FrameType | None) -> None:
+            nonlocal first_at
+            now = time.monotonic()
+            if self._signals and now - first_at < SAME_SIGNAL_WINDOW:
+                return  # the same stop, delivered twice (terminal group + supervisor, systemd)
             self._signals += 1
+            first_at = first_at or now
             if self._signals > 1:
                 log.warning("second signal: exiting now; leases will bring running jobs back")
                 os._exit(1)
@@ -443,7 +451,7 @@ class Worker:
     def _after_rescue(self, old: Job, new: Job) -> None:
         definition = self.mill.registry.get(new.task)
         if definition is not None and definition.task_class is not None and new.state.terminal:
-            self._schedule_hooks(definition, Context(self.mill, new, None), new)
+            self._schedule_hooks(definition, Context(self.mill, new, self._writer), new)
 
     def _schedule_hooks(self, definition: TaskDef, ctx: Context, new: Job) -> None:
         if not new.state.terminal:
