@@ -51,6 +51,7 @@ class TaskDef:
     input_model: type[BaseModel] | None = None
     signature: inspect.Signature | None = None
     adapters: dict[str, TypeAdapter[Any]] = field(default_factory=dict)
+    takes_nothing: bool = False  # every parameter after ctx is optional: no arguments is fine
     doc: str = ""
 
     def prepare(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple[list[Any], dict[str, Any]]:
@@ -68,7 +69,7 @@ class TaskDef:
             if self.task_class is not None:
                 self.task_class().before_enqueue(model)
             return [], model.model_dump(mode="json")
-        if self.signature is None:
+        if self.signature is None or (self.takes_nothing and not args and not kwargs):
             return list(args), dict(kwargs)
         try:
             bound = self.signature.bind(None, *args, **kwargs)
@@ -326,11 +327,12 @@ def build_definition(source: Any, options: dict[str, Any]) -> TaskDef:
                                              params[0].POSITIONAL_OR_KEYWORD):
         raise ConfigError(f"task {name!r} must take the job context as its first parameter "
                           f"(def {name}(ctx, ...))")
-    if common["schedule"] is not None and any(
-            p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params[1:]):
+    takes_nothing = not any(p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+                            for p in params[1:])
+    if common["schedule"] is not None and not takes_nothing:
         raise ConfigError(f"periodic task {name!r} runs without arguments: give its parameters defaults")
     return TaskDef(call=source, is_async=inspect.iscoroutinefunction(source), signature=signature,
-                   adapters=_adapters(source, params[1:]), **common)
+                   adapters=_adapters(source, params[1:]), takes_nothing=takes_nothing, **common)
 
 
 def _input_model(cls: type[Task]) -> type[BaseModel] | None:
