@@ -90,6 +90,8 @@ class Mill:
         return self._backend
 
     def now(self) -> datetime:
+        if self.clock is utcnow:
+            return utcnow()
         return aware(self.clock(), "the clock's time")  # UTC, whatever zone the clock keeps
 
     def close(self) -> None:
@@ -226,9 +228,8 @@ class Mill:
     def enqueue(self, task: str, args: Sequence[Any] | None = None,
                 kwargs: Mapping[str, Any] | None = None, **options: Any) -> Job:
         """Store a job of `task` and return its handle; nothing is stored if anything is wrong."""
-        job = self.build(task, args, kwargs, **options)
-        stored = self._store([job])[0]
-        return stored
+        now = self.now()
+        return self._store([self.build(task, args, kwargs, now=now, **options)], now)[0]
 
     def enqueue_many(self, specs: Iterable[Mapping[str, Any]]) -> list[Job]:
         """Store many jobs in one transaction: all or none. Each spec is like `POST /api/jobs`'s
@@ -246,10 +247,10 @@ class Mill:
                 raise InvalidInput(f"spec {index}: {exc.message}",
                                    [{**e, "loc": [index, *e.get("loc", [])]} for e in exc.errors]
                                    ) from None
-        return self._store(jobs) if jobs else []
+        return self._store(jobs, now) if jobs else []
 
-    def _store(self, jobs: list[Job]) -> list[Job]:
-        stored = self.backend.enqueue(jobs, self.now())
+    def _store(self, jobs: list[Job], now: datetime | None = None) -> list[Job]:
+        stored = self.backend.enqueue(jobs, now or self.now())
         for job in stored:
             job._mill = self
         # A backend that sends the wake-up in the enqueue's own transaction needs no second one.
