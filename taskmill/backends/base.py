@@ -76,6 +76,15 @@ class Backend(abc.ABC):
         the cancel request the store holds for it is refused (its writer had not seen the cancel,
         and decides again once it has)."""
 
+    def apply_and_claim(self, updates: Sequence[Update], now: datetime,
+                        queues: Sequence[str] | None, limit: int, worker: str, token: str,
+                        lease_until: datetime) -> tuple[list[bool], list[Job]]:
+        """`apply(updates)`, then `claim(...)` of up to `limit` jobs, each guarded as alone: how a
+        busy worker hands back finished jobs and takes the next ones. A store that can do both in
+        one transaction (one commit) overrides this; the default takes two."""
+        applied = self.apply(updates, now)
+        return applied, (self.claim(queues, limit, worker, token, lease_until, now) if limit else [])
+
     @abc.abstractmethod
     def heartbeat(self, leases: Sequence[tuple[str, str]], lease_until: datetime,
                   now: datetime) -> list[str]:

@@ -180,8 +180,7 @@ class Worker:
         if warning:
             log.warning(warning)
         self._writer = Writer(self.mill)
-        if callable(getattr(self.mill.backend, "apply_and_claim", None)):
-            self._writer.apply = self._apply_and_claim
+        self._writer.apply = self._apply_and_claim
         self._claims_open = True
         self._writer.start()
         self._pool = concurrent.futures.ThreadPoolExecutor(self.concurrency, "taskmill-task")
@@ -306,7 +305,7 @@ class Worker:
     def _apply_and_claim(self, updates: list[Update], now: datetime) -> list[bool]:
         """The writer's write of finished jobs, which claims jobs for the free slots in the same
         transaction: one commit (one fsync at SQLite's synchronous=FULL) instead of two."""
-        backend: Any = self.mill.backend
+        backend = self.mill.backend
         if not self._claims_open or self._stopping.is_set():
             return list(backend.apply(updates, now))
         with self._claim_lock:
