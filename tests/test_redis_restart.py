@@ -4,6 +4,7 @@ and the durability warning. Never the shared Redis."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -62,10 +63,18 @@ class OwnRedis:
             self.process = None
 
 
+def need_server() -> None:
+    """A missing redis-server skips loudly, except under CI, where it fails the run."""
+    if SERVER is None:
+        message = "redis-server is not installed; these tests start their own"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set and {message}", pytrace=False)
+        pytest.skip(f"SKIPPED LOUDLY: {message}")
+
+
 @pytest.fixture
 def aof_redis(tmp_path: Path) -> Iterator[OwnRedis]:
-    if SERVER is None:
-        pytest.skip("SKIPPED LOUDLY: redis-server is not installed; these tests start their own")
+    need_server()
     server = OwnRedis(tmp_path, "--appendonly", "yes", "--appendfsync", "always")
     server.start()
     yield server
@@ -169,8 +178,7 @@ def test_a_worker_runs_every_job_to_success_through_a_redis_restart(aof_redis: O
 ])
 def test_the_durability_warning_says_what_a_restart_of_that_redis_would_lose(
         tmp_path: Path, options: tuple[str, ...], expected: str | None) -> None:
-    if SERVER is None:
-        pytest.skip("SKIPPED LOUDLY: redis-server is not installed; these tests start their own")
+    need_server()
     # given a Redis started with these persistence settings
     server = OwnRedis(tmp_path, *options)
     server.start()
