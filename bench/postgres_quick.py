@@ -13,8 +13,9 @@ own cost.
   alternating blocks of 50 so that the machine's changing load weighs on both alike;
 - enqueue_many of 10,000: one `mill.enqueue_many`, vs a raw COPY of the same rows in one transaction;
 - claim + complete, one thread: `backend.claim` of 8 (as a worker at concurrency 8) or 100, then
-  one `backend.apply` of the batch; vs the raw SKIP LOCKED claim of 100 plus one completion UPDATE
-  per job (autocommit), the issue's reference;
+  one `backend.apply` of the batch; `backend.apply_and_claim` of 8 (what a worker's writer calls:
+  the batch written and the next claimed in one statement); vs the raw SKIP LOCKED claim of 100
+  plus one completion UPDATE per job (autocommit), the issue's reference;
 - with `--million`: a million finished jobs in the table, then the time of one claim, promote,
   rescue scan and prune scan, to show the partial indexes keep them as fast as on an empty table.
 """
@@ -130,6 +131,29 @@ def claim_complete(dsn: str, n: int, batch: int) -> float:
         return rate(n, drain)
 
 
+def apply_and_claim(dsn: str, n: int, batch: int) -> float:
+    """Jobs/s of one thread that writes each batch it finished and claims the next in one call,
+    as a worker's writer does."""
+    with fresh(dsn) as (mill, _):
+        backend: Any = mill.backend
+        mill.enqueue_many([{"task": "noop"}] * n)
+        rng = random.Random(1)
+
+        def drain() -> None:
+            now = datetime.now(UTC)
+            jobs = backend.claim(None, batch, "w", "t", now + timedelta(seconds=30), now)
+            round_ = 0
+            while jobs:
+                round_ += 1
+                now = datetime.now(UTC)
+                done = [Update(finish(j, Succeeded(None), now, rng), JobState.RUNNING,
+                               j.claim_token) for j in jobs]
+                _, jobs = backend.apply_and_claim(done, now, None, batch, "w", f"t{round_}",
+                                                  now + timedelta(seconds=30))
+
+        return rate(n, drain)
+
+
 def raw_claim_complete(dsn: str, n: int, batch: int) -> float:
     """The issue's reference: a SKIP LOCKED claim of `batch`, one completion UPDATE per job."""
     with fresh(dsn) as (mill, schema), psycopg.connect(dsn, autocommit=True) as raw:
@@ -220,6 +244,8 @@ def main() -> None:
                claim_complete(args.dsn, args.jobs, 8))
         record("claim 100 + one apply of 100, one thread (jobs/s)",
                claim_complete(args.dsn, args.jobs, 100))
+        record("apply_and_claim of 8 per call, one thread (jobs/s)",
+               apply_and_claim(args.dsn, args.jobs, 8))
         record("  raw psycopg, claim 100 + one UPDATE per job (jobs/s)",
                raw_claim_complete(args.dsn, args.jobs // 2, 100))
     print(f"| figure | median of {args.repeats} | min | max |")

@@ -661,3 +661,33 @@ def test_a_claim_walks_the_claim_index_even_when_the_statistics_say_the_queue_is
             "lease_until": T0}))
     # then it reads the first 8 in the claim index's order, instead of sorting every queued job
     assert "jobs_claim" in shown and "Sort" not in shown, shown
+
+
+def test_apply_and_claim_writes_the_finished_jobs_and_claims_the_next_in_one_go(
+        mill: Mill, backend: PostgresBackend) -> None:
+    from taskmill import transitions
+    from taskmill.job import Update
+    from taskmill.transitions import Succeeded
+
+    # given two running jobs (one of whose claims is stale), and jobs queued in two queues
+    mill.enqueue_many([{"task": "noop", "args": [n]} for n in range(2)])
+    running = backend.claim(None, 2, "w", "tok", T0 + timedelta(minutes=1), T0)
+    mill.enqueue_many([{"task": "noop", "args": [n], "queue": "a"} for n in range(2, 5)])
+    mill.enqueue("noop", args=[5], queue="b")
+    updates = [Update(transitions.finish(running[0], Succeeded(1), T0), JobState.RUNNING, "tok"),
+               Update(transitions.finish(running[1], Succeeded(2), T0), JobState.RUNNING, "old")]
+    # when a worker of queue "a" writes both and claims two more in one call
+    applied, claimed = backend.apply_and_claim(updates, T0, ["a"], 2, "w2", "tok2",
+                                               T0 + timedelta(minutes=1))
+    # then only the write under the live claim holds, and the first two jobs of "a" are claimed
+    assert applied == [True, False]
+    assert [j.args for j in claimed] == [[2], [3]]
+    assert all((j.state, j.claim_token, j.worker, j.attempts) == (JobState.RUNNING, "tok2", "w2", 1)
+               for j in claimed)
+    assert mill.get(running[0].id).state is JobState.SUCCEEDED  # type: ignore[union-attr]
+    assert mill.get(running[1].id).state is JobState.RUNNING  # type: ignore[union-attr]
+    # and with no free slot, or a paused queue, it claims nothing but still writes
+    again = backend.claim(None, 1, "w", "tok3", T0 + timedelta(minutes=1), T0)
+    backend.set_paused("a", True)
+    done = [Update(transitions.finish(again[0], Succeeded(3), T0), JobState.RUNNING, "tok3")]
+    assert backend.apply_and_claim(done, T0, ["a"], 5, "w2", "t", T0) == ([True], [])

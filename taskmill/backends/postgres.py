@@ -368,14 +368,29 @@ class PostgresBackend(Backend):
             return self._apply(cur, updates)
 
     def _apply(self, cur: psycopg.Cursor[Any], updates: Sequence[Update]) -> list[bool]:
-        # Rows are written in id order, as heartbeats do, so two batches never deadlock.
-        order = sorted(updates, key=lambda u: bigint_or(u.job.id, -1))
-        params: dict[str, list[Any]] = {name: [] for name in APPLY_COLUMNS}
-        for update in order:
-            for name, value in zip(APPLY_COLUMNS, apply_params(update), strict=True):
-                params[name].append(value)
-        written = {row["id"] for row in cur.execute(self.q["apply"], params).fetchall()}
+        written = {row["id"] for row in cur.execute(self.q["apply"], _batch(updates)).fetchall()}
         return [bigint_or(u.job.id, -1) in written for u in updates]
+
+    def apply_and_claim(self, updates: Sequence[Update], now: datetime,
+                        queues: Sequence[str] | None, limit: int, worker: str, token: str,
+                        lease_until: datetime) -> tuple[list[bool], list[Job]]:
+        """`apply(updates)` then `claim(...)` in one statement (one transaction, one round trip,
+        one durable commit), each guarded as when alone: a worker writes the jobs it finished and
+        takes its next ones. An optional capability; the worker uses it when present."""
+        keys = [bigint_or(u.job.id, -1) for u in updates]
+        if not updates or limit <= 0 or len(set(keys)) != len(keys):
+            applied = self.apply(updates, now)
+            jobs = self.claim(queues, limit, worker, token, lease_until, now) if limit > 0 else []
+            return applied, jobs
+        params: dict[str, Any] = _batch(updates)
+        params.update(queues=None if queues is None else list(queues), limit=limit, now=now,
+                      token=token, claimer=worker, lease=lease_until)
+        with self._cursor() as cur:
+            rows = cur.execute(self.q["apply_and_claim"], params).fetchall()
+        written = set(rows[0]["applied_ids"] or ())
+        jobs = [to_job(row) for row in rows if row["id"] is not None]
+        jobs.sort(key=lambda j: (-j.priority, j.scheduled_at, int(j.id)))
+        return [key in written for key in keys], jobs
 
     def heartbeat(self, leases: Sequence[tuple[str, str]], lease_until: datetime,
                   now: datetime) -> list[str]:
@@ -597,7 +612,17 @@ class PostgresBackend(Backend):
                 listener.close()
 
 
-# -- connections ---------------------------------------------------------------------------
+# -- batches and connections ---------------------------------------------------------------
+
+def _batch(updates: Sequence[Update]) -> dict[str, list[Any]]:
+    """The `apply` parameters of a batch: one array per column. Rows go in id order, as heartbeats
+    take them, so two batches that wait for each other's rows never deadlock."""
+    params: dict[str, list[Any]] = {name: [] for name in APPLY_COLUMNS}
+    for update in sorted(updates, key=lambda u: bigint_or(u.job.id, -1)):
+        for name, value in zip(APPLY_COLUMNS, apply_params(update), strict=True):
+            params[name].append(value)
+    return params
+
 
 def _configure(conn: psycopg.Connection[Any]) -> None:
     """Every pooled connection: times in UTC, commits durable (whatever the server's default).
