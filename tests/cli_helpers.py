@@ -52,6 +52,12 @@ APP = textwrap.dedent('''
         return {"slept": seconds}
 
 
+    @mill.task(retry=0, timeout="500ms")
+    def spin(ctx):
+        while True:  # CPU-bound and deaf to ctx.cancelled: only ending its process stops it
+            pass
+
+
     @mill.task(retry=0)
     def whoami(ctx, pause: float = 0.0):
         time.sleep(pause)

@@ -130,6 +130,22 @@ def test_the_supervisor_restarts_a_worker_process_that_dies(cli: Cli) -> None:
     assert code == 0, err
 
 
+def test_a_task_past_its_timeout_in_worker_processes_is_killed_and_the_others_go_on(cli: Cli) -> None:
+    # Given a supervisor of two worker processes
+    supervisor = cli.start("worker", "--processes", "2", "--concurrency", "1")
+    # When a task spins past its timeout, deaf to ctx.cancelled
+    spun = cli.enqueue("spin")
+    job = eventually(lambda: cli.job(spun) if cli.job(spun)["state"] == "failed" else None,
+                     timeout=40, what="the spinning job failing")
+    # Then it fails with TimeoutError, its process is replaced, and work goes on
+    assert job["error"]["type"] == "TimeoutError"
+    after = cli.enqueue("whoami")
+    eventually(lambda: cli.job(after)["state"] == "succeeded" or None, timeout=40, what="a next job")
+    code, err = finish(supervisor)
+    assert "ended itself to stop a task past its timeout" in err
+    assert code == 0, err
+
+
 def test_worker_processes_stop_when_their_supervisor_is_killed(cli: Cli) -> None:
     # Given a supervisor and the pids of its workers
     supervisor = cli.start("worker", "--processes", "2", "--concurrency", "1")

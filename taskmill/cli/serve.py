@@ -20,6 +20,7 @@ from rich.logging import RichHandler
 from ..errors import ConfigError
 from ..job import Job, JobState
 from ..mill import Mill
+from ..worker.worker import EXIT_TIMEOUT_KILL
 from .common import Env, console, uses_mill
 from .render import duration
 
@@ -195,6 +196,7 @@ def worker(env: Env, queues: str, concurrency: int, processes: int, burst: bool,
         return
     if parent_pid is not None:
         _watch_parent(parent_pid)
+        one.kill_on_timeout = True
     log_events(mill)
     _banner(mill, f"worker {one.id}", queues, concurrency, 1)
     _run_one(one, burst)
@@ -272,6 +274,11 @@ class Supervisor:
             return
         code = slot.proc.poll()
         if code is None:
+            return
+        if code == EXIT_TIMEOUT_KILL and not self.stopping:
+            log.warning("worker process %d (pid %d) ended itself to stop a task past its timeout; "
+                        "starting a fresh one", slot.index + 1, slot.proc.pid)
+            slot.proc, slot.restart_at = None, time.monotonic()
             return
         if self.stopping or self.burst:
             slot.done, slot.code, slot.proc = True, code, None

@@ -39,6 +39,7 @@ TICK = 0.1
 CANCEL_POLL = 0.5
 MAINTENANCE_EVERY = 1.0
 STOP_WAIT_AFTER_GRACE = 5.0
+EXIT_TIMEOUT_KILL = 75  # a supervised process ended itself to stop a task past its timeout
 SAME_SIGNAL_WINDOW = 1.0  # a second signal sooner than this is the first one delivered twice
 
 
@@ -93,6 +94,8 @@ class Worker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
         self._ticker: threading.Thread | None = None
+        # Set by a supervisor's worker processes: a thread task past its timeout ends the process.
+        self.kill_on_timeout = False
         self._maintenance = Maintenance(mill, after_rescue=self._after_rescue)
         self._signals = 0
 
@@ -492,10 +495,31 @@ class Worker:
             r.ctx._request_stop()
             if r.definition is not None and r.definition.is_async and r.future is not None:
                 r.future.cancel()
+            elif self.kill_on_timeout:
+                self._end_process_for(r)
             else:
                 # A thread cannot be killed: the attempt fails now and its late return is ignored.
                 self._decide(r, Failed(JobError("TimeoutError", f"the run took longer than its "
                                                 f"timeout of {r.job.timeout}s")))
+
+    def _end_process_for(self, late: Running) -> None:
+        """In a supervised worker process: a thread cannot be killed, so the process ends. The
+        late job fails with TimeoutError, the others go back to the queue uncounted, and the
+        supervisor starts a fresh process."""
+        log.error("job %s (%s) ran past its timeout of %ss: ending this worker process to stop "
+                  "it; the supervisor starts another", late.job.id, late.job.task, late.job.timeout)
+        self._claims_open = False
+        self._stopping.set()
+        self._decide(late, Failed(JobError("TimeoutError", f"the run took longer than its timeout "
+                                           f"of {late.job.timeout}s; its process was ended")))
+        with self._lock:
+            others = [r for r in self._running.values() if r is not late]
+        for r in others:
+            r.ctx.shutting_down = True
+            self._decide(r, HandedBack())
+        assert self._writer is not None
+        self._writer.flush(10)
+        os._exit(EXIT_TIMEOUT_KILL)
 
     def _poll_cancels(self) -> None:
         with self._lock:
