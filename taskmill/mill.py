@@ -50,16 +50,16 @@ def open_backend(url: str) -> Backend:
         return MemoryBackend(url)
     if scheme in ("postgresql", "postgres"):
         try:
-            from .backends.postgres import PostgresBackend  # type: ignore[import-not-found]
+            from .backends.postgres import PostgresBackend
         except ImportError as exc:
             raise ConfigError("PostgreSQL needs `pip install taskmill[postgres]`") from exc
-        return PostgresBackend(url)  # type: ignore[no-any-return]
+        return PostgresBackend(url)
     if scheme in ("redis", "rediss"):
         try:
-            from .backends.redis import RedisBackend  # type: ignore[import-not-found]
+            from .backends.redis import RedisBackend
         except ImportError as exc:
             raise ConfigError("Redis needs `pip install taskmill[redis]`") from exc
-        return RedisBackend(url)  # type: ignore[no-any-return]
+        return RedisBackend(url)
     raise ConfigError(f"unknown store URL {url!r}: use sqlite:///file.db, postgresql://..., "
                       f"redis://... or memory://")
 
@@ -431,7 +431,7 @@ class Mill:
     def asgi(self, authenticate: Callable[[Any], Any] | None = None) -> Any:
         """The dashboard, HTTP API and GraphQL as one ASGI app, to serve or mount."""
         try:
-            from .web import create_app  # type: ignore[import-not-found,unused-ignore]
+            from .web import create_app
         except ImportError as exc:
             raise ConfigError("the web interface needs `pip install taskmill[web]`") from exc
         return create_app(self, authenticate=authenticate)

@@ -43,9 +43,6 @@ GUIDES = (
     "coming-from.md",
 )
 
-# Guides that other engineers are writing; until they exist, links to them are not checked.
-BEING_WRITTEN = frozenset({"web.md", "redis.md"})
-
 OPENING = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^`\n]*)$")
 LINK = re.compile(r"\[[^\]]*\]\((?P<target>[^)\s]+)\)")
 
@@ -212,10 +209,7 @@ def test_links_from_the_guides_to_files_of_the_repository_resolve(name: str) -> 
             broken.append(target)
         elif fragment and linked.suffix == ".md" and fragment not in anchors(linked):
             broken.append(match["target"])
-    assert not [t for t in broken if t not in BEING_WRITTEN], \
-        f"docs/{name} links to files that do not exist: {broken}"
-    if broken:
-        pytest.skip(f"SKIPPED LOUDLY: docs/{name} links to {sorted(set(broken))}, not written yet")
+    assert not broken, f"docs/{name} links to files that do not exist: {broken}"
 
 
 def test_the_block_reader_finds_fences_languages_and_marks(tmp_path: Path) -> None:
