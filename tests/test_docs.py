@@ -104,7 +104,8 @@ def anchors(path: Path) -> set[str]:
 
 
 def guides_with_code() -> list[Path]:
-    return sorted(p for p in DOCS.glob("*.md") if python_blocks(p))
+    """The guides in docs/ and the README, each with python blocks."""
+    return sorted(p for p in [*DOCS.glob("*.md"), DOCS.parent / "README.md"] if python_blocks(p))
 
 
 def release(made: list[Any]) -> None:
