@@ -21,6 +21,7 @@ from taskmill.backends.postgres import SCHEMA_VERSION, PostgresBackend  # noqa: 
 from taskmill.errors import BackendUnavailable, ConfigError  # noqa: E402
 from taskmill.job import JobState  # noqa: E402
 from taskmill.testing import FakeClock, drain  # noqa: E402
+from taskmill.testing.conformance import in_threads  # noqa: E402
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -50,28 +51,6 @@ def backend(mill: Mill) -> PostgresBackend:
     backend = mill.backend
     assert isinstance(backend, PostgresBackend)
     return backend
-
-
-def in_threads(count: int, work: Any) -> list[Any]:
-    barrier = threading.Barrier(count)
-    results: list[Any] = [None] * count
-    errors: list[BaseException] = []
-
-    def run(i: int) -> None:
-        try:
-            barrier.wait(10)
-            results[i] = work(i)
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    if errors:
-        raise errors[0]
-    return results
 
 
 # -- schema and installations ---------------------------------------------------------------
