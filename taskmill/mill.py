@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import os
 import random
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -31,6 +32,7 @@ from .timeutil import Duration, aware, delay_seconds, seconds, utcnow
 if TYPE_CHECKING:
     from .worker.worker import Worker
 
+log = logging.getLogger("taskmill")
 DEFAULT_URL = "sqlite:///taskmill.db"
 ENQUEUE_OPTIONS = frozenset({"queue", "delay", "at", "priority", "retry", "owner", "title",
                              "parent", "unique", "result_url", "return_url"})
@@ -124,8 +126,12 @@ class Mill:
         self._listeners.append(listener)
 
     def emit(self, event: str, job: Job) -> None:
+        """Tell the listeners; one that raises is logged and never breaks the caller."""
         for listener in self._listeners:
-            listener(event, job)
+            try:
+                listener(event, job)
+            except Exception:
+                log.exception("event listener %r failed on %s of job %s", listener, event, job.id)
 
     # -- tasks -----------------------------------------------------------------------------
 

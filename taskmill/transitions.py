@@ -61,6 +61,9 @@ def finish(job: Job, outcome: Outcome, now: datetime, rng: random.Random | None 
     if isinstance(outcome, Succeeded):
         return _released(job, state=JobState.SUCCEEDED, result=outcome.result, progress=100.0,
                          finished_at=now, iterations=job.iterations + 1, cancel_requested=False)
+    if isinstance(outcome, HandedBack) and job.cancel_requested:
+        return _released(job, state=JobState.CANCELLED, finished_at=now,
+                         iterations=job.iterations + 1)
     if isinstance(outcome, HandedBack):
         return _released(job, state=JobState.QUEUED, attempts=max(0, job.attempts - 1),
                          scheduled_at=now, cancel_requested=False)

@@ -230,3 +230,9 @@ def test_bad_schedules_are_refused() -> None:
         Schedule.parse("5m", "* * * * *", None)
     with pytest.raises(ConfigError):
         Schedule.parse(None, "* * * * *", "Mars/Olympus")
+
+
+def test_a_job_handed_back_after_a_cancel_was_asked_ends_cancelled() -> None:
+    asked = running_job(cancel_requested=True, cancel_reason="stop")
+    new = transitions.finish(asked, transitions.HandedBack(), NOW)
+    assert (new.state, new.cancel_reason, new.claim_token) == (JobState.CANCELLED, "stop", None)

@@ -401,3 +401,38 @@ def test_lines_that_hooks_log_survive_the_workers_stop(mill: Mill) -> None:
     jobs = [Noted.enqueue() for _ in range(5)]
     mill.worker().run(burst=True)
     assert all([r.message for r in job.logs()] == ["done with ok"] for job in jobs)
+
+
+def test_a_timed_out_thread_still_running_does_not_disturb_the_next_attempt_of_its_job(
+        mill: Mill) -> None:
+    @mill.task(timeout="3s", retry=[(2, "100ms")])
+    def stubborn(ctx: Context) -> str:
+        if ctx.attempt == 1:
+            time.sleep(3.3)          # deaf to ctx.cancelled: outlives its timeout
+            return "late"
+        time.sleep(2.5)              # the retry outlives the first thread and its lease many times
+        return "second"
+
+    job = stubborn.enqueue()
+    worker = mill.worker(concurrency=2, lease="600ms")
+    worker.start()
+    try:
+        job.wait(timeout=20)
+    finally:
+        worker.stop()
+    assert (job.state, job.result, job.attempts) == (JobState.SUCCEEDED, "second", 2)
+    assert worker.counts["lost"] == 0
+
+
+def test_a_listener_that_raises_breaks_neither_enqueue_nor_the_worker(mill: Mill) -> None:
+    def broken(event: str, job: object) -> None:
+        raise RuntimeError(f"listener failed on {event}")
+
+    @mill.task
+    def fine(ctx: Context) -> str:
+        return "ok"
+
+    mill.on_event(broken)
+    job = fine.enqueue()
+    mill.worker().run(burst=True)
+    assert (job.refresh().state, job.result) == (JobState.SUCCEEDED, "ok")

@@ -199,6 +199,7 @@ def worker(env: Env, queues: str, concurrency: int, processes: int, burst: bool,
         one.kill_on_timeout = True
     log_events(mill)
     _banner(mill, f"worker {one.id}", queues, concurrency, 1)
+    one.exit_when_stuck = True  # this process is the worker's own: it may exit with stuck jobs
     _run_one(one, burst)
 
 

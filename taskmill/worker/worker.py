@@ -79,7 +79,9 @@ class Worker:
         self.id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.counts = {"succeeded": 0, "failed": 0, "cancelled": 0, "retried": 0, "lost": 0}
         self._lock = threading.Lock()
-        self._running: dict[str, Running] = {}
+        # Keyed by (job id, claim token): a timed-out thread may still run while this worker
+        # already runs the job's next attempt under a new token.
+        self._running: dict[tuple[str, str | None], Running] = {}
         self._stopping = threading.Event()
         self._slot_freed = threading.Event()
         # Claims come from the claim loop and, with a store that can do both in one transaction,
@@ -96,6 +98,9 @@ class Worker:
         self._ticker: threading.Thread | None = None
         # Set by a supervisor's worker processes: a thread task past its timeout ends the process.
         self.kill_on_timeout = False
+        # Set where the worker owns its process (the CLI): jobs that do not stop after the grace
+        # are handed back and the process exits; embedded, they are left to their leases.
+        self.exit_when_stuck = False
         self._maintenance = Maintenance(mill, after_rescue=self._after_rescue)
         self._signals = 0
 
@@ -216,9 +221,19 @@ class Worker:
                 self._slot_freed.wait(0.05)
                 self._slot_freed.clear()
             with self._lock:
-                left = list(self._running.values())
-            for r in left:
-                self._decide(r, HandedBack())
+                left = [r for r in self._running.values() if not r.decided]
+            if left and self.exit_when_stuck:
+                # "Once they stop, or the process exits": this process exits now, so they are
+                # handed back uncounted; their threads end with it.
+                for r in left:
+                    self._decide(r, HandedBack())
+                assert self._writer is not None
+                self._writer.flush(10)
+                log.warning("%d job(s) did not stop: handed back; exiting now", len(left))
+                os._exit(0)
+            if left:
+                log.warning("%d job(s) did not stop; their leases will bring them back once "
+                            "they lapse", len(left))
         assert self._writer is not None and self._pool is not None
         self._writer.flush()
         if self._hooks is not None:  # hooks log through the writer: let them finish first
@@ -326,8 +341,7 @@ class Worker:
         ctx = Context(self.mill, job, self._writer)
         running = Running(job, ctx, definition)
         with self._lock:
-            self._running[job.id] = running
-        self.mill.emit("started", job)
+            self._running[(job.id, job.claim_token)] = running
         if definition is None:
             error = JobError("UnknownTask", f"this worker has no task named {job.task!r}")
             self._decide(running, Failed(error))
@@ -338,6 +352,7 @@ class Worker:
         else:
             assert self._pool is not None
             running.future = self._pool.submit(self._run_sync, running)
+        self.mill.emit("started", job)
 
     # -- running one job -------------------------------------------------------------------
 
@@ -416,7 +431,8 @@ class Worker:
 
     def _release(self, running: Running) -> None:
         with self._lock:
-            self._running.pop(running.job.id, None)
+            if self._running.get((running.job.id, running.job.claim_token)) is running:
+                del self._running[(running.job.id, running.job.claim_token)]
         self._slot_freed.set()
 
     def _after(self, running: Running, outcome: Outcome, new: Job, ok: bool) -> None:
@@ -523,25 +539,25 @@ class Worker:
 
     def _poll_cancels(self) -> None:
         with self._lock:
-            ids = [i for i, r in self._running.items() if not r.job.cancel_requested]
-        for job_id, reason in self.mill.backend.cancel_requests(ids).items():
-            r = self._running.get(job_id)
-            if r is not None:
-                r.job.cancel_requested, r.job.cancel_reason = True, reason
-                r.ctx._request_stop()
+            by_id = {r.job.id: r for r in self._running.values()
+                     if not r.job.cancel_requested and not r.decided}
+        for job_id, reason in self.mill.backend.cancel_requests(list(by_id)).items():
+            r = by_id[job_id]
+            r.job.cancel_requested, r.job.cancel_reason = True, reason
+            r.ctx._request_stop()
 
     def _heartbeat(self) -> None:
         with self._lock:
-            leases = [(i, r.job.claim_token) for i, r in self._running.items()
-                      if r.job.claim_token and not r.decided]
-        if not leases:
+            held = {r.job.id: r for r in self._running.values()
+                    if r.job.claim_token and not r.decided}
+        if not held:
             return
         now = self.mill.now()
-        lost = self.mill.backend.heartbeat([(i, t) for i, t in leases if t], now + timedelta(
-            seconds=self.lease), now)
+        lost = self.mill.backend.heartbeat([(i, r.job.claim_token or "") for i, r in held.items()],
+                                           now + timedelta(seconds=self.lease), now)
         for job_id in lost:
-            r = self._running.get(job_id)
-            if r is not None and not r.decided:
+            r = held[job_id]
+            if not r.decided:
                 log.warning("job %s: lease lost; asking it to stop", job_id)
                 r.ctx._request_stop()
 
