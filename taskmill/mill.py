@@ -26,7 +26,7 @@ from .errors import (
 from .job import PENDING, STATES, TERMINAL, Job, JobState, LogRecord
 from .retry import max_attempts as policy_attempts
 from .retry import parse as parse_retry
-from .task import TaskDef, TaskHandle, build_definition
+from .task import TaskDef, TaskHandle, build_definition, check_priority, check_queue
 from .timeutil import Duration, aware, delay_seconds, seconds, utcnow
 
 if TYPE_CHECKING:
@@ -202,12 +202,8 @@ class Mill:
                 unique_key=hashlib.sha1(key_text.encode()).hexdigest(),
                 max_iterations=definition.max_iterations, timeout=definition.timeout)
         scheduled_at = _when(now, options.get("delay"), options.get("at"))
-        queue = options.get("queue") or definition.queue
-        if not isinstance(queue, str) or queue == "*" or "," in queue:
-            raise ConfigError(f"a queue name is a non-empty string without ',' or '*', got {queue!r}")
-        priority = options.get("priority", definition.priority)
-        if isinstance(priority, bool) or not isinstance(priority, int):
-            raise ConfigError(f"priority must be an int, got {priority!r}")
+        queue = check_queue(options["queue"]) if options.get("queue") else definition.queue
+        priority = check_priority(options["priority"]) if "priority" in options else definition.priority
         policy = parse_retry(options["retry"]) if "retry" in options else definition.retry
         unique = options.get("unique", False)
         if unique not in (False, True, None, "reschedule"):
@@ -216,8 +212,8 @@ class Mill:
             value = options.get(key)
             if value is not None and not isinstance(value, str):
                 raise ConfigError(f"{key} must be a string, got {value!r}")
-            if value is not None and "\x00" in value:
-                raise InvalidInput(f"{key} holds a NUL character")
+            if value is not None:
+                payload.dumps(value, key, limit)  # no NUL, no lone surrogate, not too long
         owner = options.get("owner")
         key_text = "\x1f".join((task, queue, owner or "", args_text, kwargs_text))
         return Job(
@@ -339,8 +335,10 @@ class Mill:
 
     def cancel(self, job_id: str, reason: str | None = None) -> Job:
         """A queued or scheduled job never runs; a running one sees `ctx.cancelled`."""
-        if reason is not None and (not isinstance(reason, str) or "\x00" in reason):
-            raise InvalidInput("the reason must be a string without NUL characters")
+        if reason is not None:
+            if not isinstance(reason, str):
+                raise InvalidInput("the reason must be a string")
+            payload.dumps(reason, "the reason", self.payload_limit)
         job = self._transition(str(job_id), lambda j: transitions.cancel(j, reason, self.now()),
                                "cancelled")
         self.backend.notify()

@@ -59,6 +59,17 @@ def dumps(value: Any, what: str = "value", limit: int = DEFAULT_LIMIT) -> str:
     return text
 
 
+def storable_text(text: str) -> str:
+    """`text` as every store can keep it: NUL and lone surrogates written out as escapes. For text
+    taskmill records on its own (log lines, error messages), which must never be refused."""
+    text = text.replace("\x00", "\\x00")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
 def encode_unchecked(value: Any) -> str | None:
     """Canonical JSON text of a value already checked (or None for None): sorted keys, compact."""
     if value is None:

@@ -259,6 +259,24 @@ class TaskHandle:
         return self.mill.enqueue_many(specs)
 
 
+MAX_PRIORITY = 2**31 - 1
+
+
+def check_queue(name: Any) -> str:
+    """A queue name: a non-empty string without ',', '*' or NUL, at most 200 characters."""
+    if (not isinstance(name, str) or not name or name == "*" or "," in name or "\x00" in name
+            or len(name) > 200):
+        raise ConfigError(f"a queue name is a non-empty string without ',' or '*', got {name!r}")
+    return name
+
+
+def check_priority(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not (
+            -MAX_PRIORITY <= value <= MAX_PRIORITY):
+        raise ConfigError(f"priority must be an int within ±{MAX_PRIORITY}, got {value!r}")
+    return value
+
+
 def task_options(source: Any, given: dict[str, Any]) -> dict[str, Any]:
     """Options for a definition: the decorator's, else the class attributes of the same name."""
     out = {}
@@ -280,11 +298,8 @@ def build_definition(source: Any, options: dict[str, Any]) -> TaskDef:
     if not isinstance(name, str) or not name:
         raise ConfigError(f"a task needs a name, got {name!r}")
     queue = opts.get("queue", "default")
-    if not isinstance(queue, str) or not queue or queue == "*" or "," in queue:
-        raise ConfigError(f"a queue name is a non-empty string without ',' or '*', got {queue!r}")
-    priority = opts.get("priority", 0)
-    if isinstance(priority, bool) or not isinstance(priority, int):
-        raise ConfigError(f"priority must be an int, got {priority!r}")
+    check_queue(queue)
+    priority = check_priority(opts.get("priority", 0))
     no_retry = opts.get("no_retry", ())
     if isinstance(no_retry, type):
         no_retry = (no_retry,)

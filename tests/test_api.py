@@ -251,7 +251,7 @@ def test_async_twins_enqueue_and_read_without_blocking(mill: Mill) -> None:
     try:
         job = mill.get(job_id)
         assert job is not None
-        done = asyncio.run(job.wait_async(timeout=10))
+        done = asyncio.run(job.wait_async(timeout=30))
         assert done.result == 8
     finally:
         worker.stop()

@@ -65,6 +65,19 @@ def is_loopback(conn: HTTPConnection) -> bool:
     return bool(address.is_loopback or (mapped is not None and mapped.is_loopback))
 
 
+def local_host_header(conn: HTTPConnection) -> bool:
+    """Whether the request names this machine in its Host header. Without a token, a page from a
+    name that an attacker's DNS points at 127.0.0.1 (DNS rebinding) must not pass for local."""
+    host = conn.headers.get("host", "").strip().lower()
+    name = host[1:].split("]")[0] if host.startswith("[") else host.split(":")[0]
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
 class Access:
     """The access rules of one app: a token (or none: loopback only), an app's `authenticate`,
     and the secret behind session cookies and CSRF tokens."""
@@ -125,7 +138,7 @@ class Access:
             if self.valid_session(request.cookies.get(SESSION_COOKIE)):
                 return ADMIN
             return None
-        if self.authenticate is None and is_loopback(request):
+        if self.authenticate is None and is_loopback(request) and local_host_header(request):
             return ADMIN
         return None
 

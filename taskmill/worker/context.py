@@ -33,7 +33,7 @@ class JobLogger:
 
             text += "\n" + "".join(traceback.format_exc() if exc_info is True
                                    else traceback.format_exception(exc_info))
-        text = text.replace("\x00", "\\x00")
+        text = payload.storable_text(text)
         name = logging.getLevelName(level)
         self._ctx._log(name if isinstance(name, str) else str(level), text)
         if _console.isEnabledFor(level):

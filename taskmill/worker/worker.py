@@ -564,7 +564,8 @@ class Worker:
 
 def _error_of(exc: BaseException) -> JobError:
     text = "".join(traceback.format_exception(exc))
-    return JobError(type(exc).__name__, str(exc), text)
+    clean = payload.storable_text
+    return JobError(clean(type(exc).__name__), clean(str(exc)), clean(text))
 
 
 def _run_hooks(definition: TaskDef, ctx: Context, job: Job) -> None:

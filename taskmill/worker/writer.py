@@ -6,6 +6,7 @@ cost of a commit (an fsync with SQLite FULL) is shared by every job that finishe
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -127,11 +128,31 @@ class Writer:
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
             except Exception:
-                log.exception("the writer failed to write a batch; it is dropped")
+                log.exception("the writer failed to write a batch; writing its items one by one")
+                self._write_each(logs, progress, batch)
             finally:
                 with self._cond:
                     self._busy = self._writing_updates = False
                     self._cond.notify_all()
+
+    def _write_each(self, logs: list[NewLog], progress: list[tuple[Job, float, str | None]],
+                    batch: list[tuple[Update, Done | None]]) -> None:
+        """After a batch failed for a reason other than the store being away: each item alone, so
+        one bad item costs only itself (a refused outcome is left to its lease)."""
+        for record in logs:
+            with contextlib.suppress(Exception):
+                self._write([record], [], [])
+        for item in progress:
+            with contextlib.suppress(Exception):
+                self._write([], [item], [])
+        for update, done in batch:
+            try:
+                self._write([], [], [(update, done)])
+            except Exception:
+                log.exception("job %s: its outcome cannot be written", update.job.id)
+                if done is not None:
+                    with contextlib.suppress(Exception):
+                        done(False)
 
     def _write(self, logs: list[NewLog], progress: list[tuple[Job, float, str | None]],
                batch: list[tuple[Update, Done | None]]) -> None:

@@ -22,6 +22,7 @@ from taskmill.worker import Worker
 from .app import build_mill
 
 LOOPBACK = ("127.0.0.1", 50000)
+LOCAL = "http://127.0.0.1:8000"  # the Host a local browser sends
 REMOTE = ("203.0.113.9", 50000)  # TEST-NET-3: never routed, only a label in the ASGI scope
 CHROMIUM = os.environ.get("TASKMILL_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -50,7 +51,7 @@ def worker(mill: Mill) -> Iterator[Worker]:
 @pytest.fixture
 def client(mill: Mill) -> Iterator[TestClient]:
     """The app with no token, as seen from loopback: an admin."""
-    with TestClient(create_app(mill), client=LOOPBACK) as client:
+    with TestClient(create_app(mill), client=LOOPBACK, base_url=LOCAL) as client:
         yield client
 
 

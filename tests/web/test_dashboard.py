@@ -232,7 +232,7 @@ def test_the_app_mounted_under_a_prefix_links_within_it(mill: Mill) -> None:
 
     outer = Starlette(routes=[Mount("/ops/tasks", app=create_app(mill))])
     job = mill.enqueue("add", kwargs={"a": 1})
-    with TestClient(outer, client=LOOPBACK) as browser:
+    with TestClient(outer, client=LOOPBACK, base_url="http://127.0.0.1") as browser:
         html = browser.get(f"/ops/tasks/jobs/{job.id}").text
         assert 'href="/ops/tasks/static/style.css"' in html
         assert f'data-events="/ops/tasks/api/jobs/{job.id}/events?logs=true"' in html

@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 from taskmill import Mill
 from taskmill.web import Principal, create_app
 
-from .conftest import LOOPBACK, REMOTE, header_users
+from .conftest import LOCAL, LOOPBACK, REMOTE, header_users
 
 TOKEN = "correct horse battery staple"
 
@@ -62,7 +62,7 @@ def test_health_login_and_static_files_are_open(mill: Mill, path: str) -> None:
 
 
 def test_ipv6_loopback_counts_as_loopback(mill: Mill) -> None:
-    with TestClient(create_app(mill), client=("::1", 5000)) as local:
+    with TestClient(create_app(mill), client=("::1", 5000), base_url="http://[::1]:8000") as local:
         assert local.get("/api/jobs").status_code == 200
 
 
@@ -239,7 +239,8 @@ def test_a_trigger_form_without_the_csrf_token_is_refused(client: TestClient, mi
 def test_the_csrf_token_of_one_browser_does_not_work_for_another(mill: Mill) -> None:
     app = create_app(mill)
     job = mill.enqueue("add", kwargs={"a": 1})
-    with TestClient(app, client=LOOPBACK) as first, TestClient(app, client=LOOPBACK) as second:
+    with TestClient(app, client=LOOPBACK, base_url=LOCAL) as first, \
+            TestClient(app, client=LOOPBACK, base_url=LOCAL) as second:
         token = csrf_of(first)
         csrf_of(second)
         assert second.post(f"/jobs/{job.id}/cancel", data={"csrf_token": token}).status_code == 403
@@ -298,3 +299,12 @@ def test_a_javascript_result_url_is_never_followed(client: TestClient, mill: Mil
     response = client.get(f"/jobs/{job.id}/progress", follow_redirects=False)
     assert response.status_code == 200
     assert 'href="javascript' not in response.text and "data-result" not in response.text
+
+
+def test_without_a_token_a_loopback_request_naming_another_host_is_refused(mill: Mill) -> None:
+    # Given the app with no token, reached from this machine through a rebound DNS name
+    with TestClient(create_app(mill), client=("127.0.0.1", 5000),
+                    base_url="http://rebind.attacker.example:8000") as rebound:
+        # When it lists or creates jobs Then it is refused as a stranger would be
+        assert rebound.get("/api/jobs").status_code == 401
+        assert rebound.post("/api/jobs", json={"task": "add", "kwargs": {"a": 1}}).status_code == 401
