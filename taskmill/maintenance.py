@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from . import transitions
-from .errors import TaskmillError
 from .job import Job, JobState
 
 if TYPE_CHECKING:
@@ -84,7 +83,7 @@ class Maintenance:
             try:
                 job = self.mill.build(definition.name, now=now,
                                       title=f"{definition.name} @ {slot.isoformat()}")
-            except TaskmillError as exc:  # one broken definition must not stop the others
+            except Exception as exc:  # one broken definition (or hook) must not stop the others
                 log.error("periodic task %s cannot be enqueued: %s", definition.name, exc)
                 continue
             job.state, job.scheduled_at = JobState.QUEUED, now

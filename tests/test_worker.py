@@ -436,3 +436,23 @@ def test_a_listener_that_raises_breaks_neither_enqueue_nor_the_worker(mill: Mill
     job = fine.enqueue()
     mill.worker().run(burst=True)
     assert (job.refresh().state, job.result) == (JobState.SUCCEEDED, "ok")
+
+
+def test_a_log_line_that_is_not_valid_unicode_is_stored_escaped_and_costs_no_other_job(
+        mill: Mill) -> None:
+    @mill.task
+    def odd(ctx: Context) -> str:
+        ctx.log.info("file name %s", "caf\udce9.txt")   # a lone surrogate, as os.listdir gives
+        raise ValueError("bad \udce9 name")
+
+    @mill.task
+    def good(ctx: Context) -> str:
+        return "fine"
+
+    bad, fine = odd.with_options(retry=0).enqueue(), good.enqueue()
+    mill.worker().run(burst=True)
+    assert (fine.refresh().state, fine.result) == (JobState.SUCCEEDED, "fine")
+    bad.refresh()
+    assert bad.state is JobState.FAILED and bad.error is not None
+    assert bad.error.message == "bad \\udce9 name"
+    assert [r.message for r in bad.logs()] == ["file name caf\\udce9.txt"]

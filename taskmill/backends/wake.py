@@ -36,6 +36,11 @@ class SocketWaker:
         return self._listener
 
     def notify(self) -> None:
+        """Best effort: a wake-up that cannot be sent leaves the workers to their poll."""
+        with contextlib.suppress(OSError):
+            self._notify()
+
+    def _notify(self) -> None:
         try:
             mtime = os.stat(self.dir).st_mtime_ns
         except FileNotFoundError:
