@@ -18,7 +18,7 @@ psycopg = pytest.importorskip("psycopg")
 from taskmill import Mill  # noqa: E402
 from taskmill.backends.base import JobFilter  # noqa: E402
 from taskmill.backends.postgres import SCHEMA_VERSION, PostgresBackend  # noqa: E402
-from taskmill.errors import BackendUnavailable, ConfigError  # noqa: E402
+from taskmill.errors import BackendUnavailable, ConfigError, TaskmillError  # noqa: E402
 from taskmill.job import JobState  # noqa: E402
 from taskmill.testing import FakeClock, drain  # noqa: E402
 from taskmill.testing.conformance import in_threads  # noqa: E402
@@ -167,12 +167,17 @@ def test_a_server_that_cannot_be_reached_gives_backend_unavailable_without_the_p
         backend.close()
 
 
-def test_a_value_the_server_refuses_is_reported_as_backend_unavailable_and_stores_nothing(
-        mill: Mill) -> None:
-    # when a batch holds a queue name PostgreSQL cannot store (a NUL character)
-    with pytest.raises(BackendUnavailable):
-        mill.enqueue_many([{"task": "noop"}, {"task": "noop", "queue": "a\x00b"}])
-    # then nothing of it was stored
+def test_a_value_the_server_refuses_is_a_taskmill_error_not_an_outage_and_stores_nothing(
+        mill: Mill, backend: PostgresBackend) -> None:
+    # when a batch holds a queue name PostgreSQL cannot store (a NUL character, which the facade
+    # refuses first; here it goes to the backend directly)
+    bad = mill.build("noop")
+    bad.queue = "a\x00b"
+    with pytest.raises(TaskmillError) as refused:
+        backend.enqueue([mill.build("noop"), bad], T0)
+    # then it is not reported as the store being away (trying again would not help)
+    assert not isinstance(refused.value, BackendUnavailable)
+    # and nothing of it was stored
     assert mill.jobs() == []
 
 
@@ -241,8 +246,10 @@ def test_a_failed_enqueue_leaves_the_applications_open_transaction_usable(
     with psycopg.connect(dsn_of(pg_url)) as app:
         app.execute("SELECT 1")  # the application's transaction is open
         # when an enqueue in it fails in the store
-        with mill.using(app), pytest.raises(BackendUnavailable):
-            mill.enqueue("noop", queue="bad\x00queue")
+        bad = mill.build("noop")
+        bad.queue = "bad\x00queue"
+        with mill.using(app), pytest.raises(TaskmillError):
+            mill.backend.enqueue([bad], T0)
         # then the application's transaction goes on, and what it enqueues next commits with it
         with mill.using(app):
             job = mill.enqueue("noop")

@@ -24,7 +24,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import set_json_loads
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from ..errors import BackendUnavailable, ConfigError
+from ..errors import BackendUnavailable, ConfigError, TaskmillError
 from ..job import Job, JobState, LogRecord, Update
 from .base import Backend, JobFilter, NewLog, PeriodicState, external_connection
 from .postgres_rows import APPLY_COLUMNS, INSERT_COLUMNS, apply_params, bigint_or, insert_params, to_job
@@ -118,7 +118,8 @@ class PostgresBackend(Backend):
 
     @contextlib.contextmanager
     def _driver_errors(self) -> Iterator[None]:
-        """Every psycopg error becomes `BackendUnavailable` here, and only here."""
+        """Every psycopg error is translated here, and only here: a connection or server problem
+        becomes `BackendUnavailable` (try again); a refused value a plain `TaskmillError`."""
         try:
             yield
         except PoolTimeout as exc:
@@ -126,6 +127,9 @@ class PostgresBackend(Backend):
                                      f"{self.pool_timeout:g}s (is the server up?)") from exc
         except psycopg.Error as exc:
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if isinstance(exc, psycopg.DataError | psycopg.IntegrityError | psycopg.ProgrammingError):
+                # The store refused a value: trying again cannot help, unlike an outage.
+                raise TaskmillError(f"PostgreSQL refused the write: {detail}") from exc
             raise BackendUnavailable(f"PostgreSQL at {self._display()}: {detail}") from exc
 
     def _get_pool(self) -> ConnectionPool[Any]:
