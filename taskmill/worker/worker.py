@@ -82,6 +82,8 @@ class Worker:
         # Keyed by (job id, claim token): a timed-out thread may still run while this worker
         # already runs the job's next attempt under a new token.
         self._running: dict[tuple[str, str | None], Running] = {}
+        # Runs whose outcome is decided but not yet written: their leases are still renewed.
+        self._unwritten: dict[tuple[str, str | None], Running] = {}
         self._stopping = threading.Event()
         self._slot_freed = threading.Event()
         # Claims come from the claim loop and, with a store that can do both in one transaction,
@@ -96,6 +98,7 @@ class Worker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
         self._ticker: threading.Thread | None = None
+        self._maintainer: threading.Thread | None = None
         # Set by a supervisor's worker processes: a thread task past its timeout ends the process.
         self.kill_on_timeout = False
         # Set where the worker owns its process (the CLI): jobs that do not stop after the grace
@@ -199,6 +202,9 @@ class Worker:
             self._loop_thread.start()
         self._ticker = threading.Thread(target=self._tick_loop, name="taskmill-ticker", daemon=True)
         self._ticker.start()
+        self._maintainer = threading.Thread(target=self._maintenance_loop, name="taskmill-maintenance",
+                                            daemon=True)
+        self._maintainer.start()
         with contextlib.suppress(TaskmillError):  # listen for wake-ups before the first claim
             self.mill.backend.wait_for_work(0)
 
@@ -243,6 +249,8 @@ class Worker:
         self._stopping.set()
         if self._ticker is not None:
             self._ticker.join(5)
+        if self._maintainer is not None:
+            self._maintainer.join(5)
         if self._hooks is not None:
             self._hooks.shutdown(wait=True)
             self._hooks = None
@@ -427,6 +435,8 @@ class Worker:
         new = transitions.finish(job, outcome, self.mill.now(), self.mill.rng)
         update = Update(new, JobState.RUNNING, job.claim_token)
         assert self._writer is not None
+        with self._lock:  # its lease is renewed until the outcome is written
+            self._unwritten[(job.id, job.claim_token)] = running
         self._writer.complete(update, lambda ok: self._after(running, outcome, new, ok))
 
     def _release(self, running: Running) -> None:
@@ -436,6 +446,8 @@ class Worker:
         self._slot_freed.set()
 
     def _after(self, running: Running, outcome: Outcome, new: Job, ok: bool) -> None:
+        with self._lock:
+            self._unwritten.pop((running.job.id, running.job.claim_token), None)
         if not ok and self._cancel_seen_late(running):
             self._write_outcome(running, outcome)  # decide again, now knowing of the cancel
             return
@@ -481,7 +493,7 @@ class Worker:
     # -- the ticker: cancel polls, heartbeats, timeouts, maintenance -------------------------
 
     def _tick_loop(self) -> None:
-        last_cancel = last_beat = last_maintenance = 0.0
+        last_cancel = last_beat = 0.0
         while not (self._stopping.is_set() and not self._running):
             now_m = time.monotonic()
             try:
@@ -492,14 +504,22 @@ class Worker:
                 if self._running and now_m - last_beat >= self.lease / 3:
                     last_beat = now_m
                     self._heartbeat()
-                if not self._stopping.is_set() and now_m - last_maintenance >= MAINTENANCE_EVERY:
-                    last_maintenance = now_m
-                    self._maintenance.run_once(self.mill.now())
             except BackendUnavailable as exc:
                 log.warning("store unavailable in the ticker: %s", exc)
             except Exception:
                 log.exception("ticker failed")
             time.sleep(TICK)
+
+    def _maintenance_loop(self) -> None:
+        """Scheduler duties, apart from the ticker: a slow one (a busy store, a periodic task's
+        hook) must never hold up heartbeats."""
+        while not self._stopping.wait(MAINTENANCE_EVERY):
+            try:
+                self._maintenance.run_once(self.mill.now())
+            except BackendUnavailable as exc:
+                log.warning("store unavailable for maintenance: %s", exc)
+            except Exception:
+                log.exception("maintenance failed")
 
     def _check_timeouts(self) -> None:
         with self._lock:
@@ -550,6 +570,7 @@ class Worker:
         with self._lock:
             held = {r.job.id: r for r in self._running.values()
                     if r.job.claim_token and not r.decided}
+            held.update((r.job.id, r) for r in self._unwritten.values())
         if not held:
             return
         now = self.mill.now()
@@ -557,7 +578,7 @@ class Worker:
                                            now + timedelta(seconds=self.lease), now)
         for job_id in lost:
             r = held[job_id]
-            if not r.decided:
+            if not r.decided and not r.ctx.cancelled:
                 log.warning("job %s: lease lost; asking it to stop", job_id)
                 r.ctx._request_stop()
 
