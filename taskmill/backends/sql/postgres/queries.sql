@@ -199,29 +199,7 @@ RETURNING j.id;
 -- commit for a worker that writes the jobs it finished and takes its next ones. Each part is
 -- guarded as when alone; both see one snapshot, and the claim leaves the batch's jobs out.
 WITH applied AS (
-    UPDATE {schema}.jobs AS j
-    SET state = u.state, scheduled_at = u.scheduled_at, attempts = u.attempts,
-        max_attempts = u.max_attempts, progress = u.progress, progress_message = u.progress_message,
-        result = u.result, error = u.error, started_at = u.started_at, finished_at = u.finished_at,
-        iterations = u.iterations, state_data = u.state_data, cancel_requested = u.cancel_requested,
-        cancel_reason = u.cancel_reason, claim_token = u.claim_token, worker = u.worker,
-        lease_until = u.lease_until
-    FROM unnest(%(id)b::bigint[], %(expect_state)b::text[], %(expect_token)b::text[],
-                %(state)b::text[], %(scheduled_at)b::timestamptz[], %(attempts)b::bigint[],
-                %(max_attempts)b::bigint[], %(progress)b::float8[], %(progress_message)b::text[],
-                %(result)b::jsonb[], %(error)b::jsonb[], %(started_at)b::timestamptz[],
-                %(finished_at)b::timestamptz[], %(iterations)b::bigint[], %(state_data)b::jsonb[],
-                %(cancel_requested)b::boolean[], %(cancel_reason)b::text[], %(claim_token)b::text[],
-                %(worker)b::text[], %(lease_until)b::timestamptz[])
-         AS u(id, expect_state, expect_token, state, scheduled_at, attempts, max_attempts, progress,
-              progress_message, result, error, started_at, finished_at, iterations, state_data,
-              cancel_requested, cancel_reason, claim_token, worker, lease_until)
-    WHERE j.id = u.id AND j.state = u.expect_state
-      AND j.claim_token IS NOT DISTINCT FROM u.expect_token
-      -- A running job asked to cancel is not sent back to run by a write that never saw the request.
-      AND NOT (j.state = 'running' AND j.cancel_requested AND NOT u.cancel_requested
-               AND u.state IN ('scheduled', 'queued'))
-    RETURNING j.id
+{query:apply}
 ), picked AS (
     SELECT id FROM {schema}.jobs
     WHERE state = 'queued' AND id <> ALL (%(id)b::bigint[])
