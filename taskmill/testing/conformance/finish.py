@@ -176,3 +176,25 @@ class FinishConformance(_Store):
         got = stored(backend, running.id)
         assert (got.progress, got.progress_message) == (100.0, "4 of 10")
 
+
+    def test_apply_and_claim_writes_the_finished_jobs_and_claims_the_next_ones(
+            self, backend: Backend, mill: Mill) -> None:
+        # given two running jobs (one of them under a stale token) and three queued ones
+        for _ in range(5):
+            put(backend, mill, at(0))
+        first, second = claim(backend, at(1), limit=2, token="old")
+        done = Update(transitions.finish(first, Succeeded("ok"), at(2)), RUNNING, "old")
+        forged = Update(transitions.finish(replace(second, claim_token="other"), Succeeded("x"),
+                                           at(2)), RUNNING, "other")
+        # when a worker writes both outcomes and asks for two more jobs in the same call
+        applied, taken = backend.apply_and_claim([done, forged], at(2), None, 2, "worker-2", "new",
+                                                 at(32))
+        # then only the write under the right token applied, and two queued jobs are now its own
+        assert applied == [True, False]
+        assert stored(backend, first.id).state == SUCCEEDED
+        assert stored(backend, second.id).state == RUNNING
+        assert len(taken) == 2 and {j.id for j in taken}.isdisjoint({first.id, second.id})
+        assert all((j.state, j.claim_token, j.worker, j.attempts) == (RUNNING, "new", "worker-2", 1)
+                   for j in taken)
+        assert len(claim(backend, at(3))) == 1  # the fifth job is left for others
+        assert claim(backend, at(3)) == []
