@@ -21,4 +21,4 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
   "$VENV/bin/pip" install -q --no-deps -r bench/peers/requirements-nodeps.txt
   echo "$WANT" > "$STAMP"
 fi
-exec "$VENV/bin/python" bench/peers/run.py "$@"
+BENCH_PEERS_COMMAND="bench/peers.sh $*" exec "$VENV/bin/python" bench/peers/run.py "$@"

@@ -505,16 +505,19 @@ class Bench:
                 raise BenchError(f"timeout: {n} of {target} jobs ran")
             time.sleep(0.02)
 
-    def check(self, system: System, cfg: Config, expected: int, scenario: str,
-              repeat: int) -> list[common.Run]:
+    def check(self, system: System, cfg: Config, expected: int, scenario: str, repeat: int,
+              t_launch: float) -> list[common.Run]:
+        """Each of the jobs 0..expected-1 ran once, in the worker (after its launch)."""
         runs = common.read(cfg.records)
         seen = Counter(r.index for r in runs)
         twice = sum(1 for c in seen.values() if c > 1)
         missing = sum(1 for i in range(expected) if i not in seen)
         extra = sum(1 for i in seen if not 0 <= i < expected)
-        ok = not (twice or missing or extra)
+        early = sum(1 for r in runs if r.t0 < t_launch)
+        ok = not (twice or missing or extra or early)
         detail = (f"{expected} jobs, each ran once" if ok else
-                  f"{expected} jobs: {twice} ran more than once, {missing} never ran, {extra} unknown")
+                  f"{expected} jobs: {twice} ran more than once, {missing} never ran, {extra} unknown, "
+                  f"{early} ran before the worker was launched")
         self.results.checks.append(Check(system.key, scenario, repeat, ok, detail))
         if not ok:
             raise BenchError(f"exactly once broken: {detail}")
@@ -529,7 +532,8 @@ class Bench:
             time.sleep(SETTLE)
         finally:
             stop(proc, STOP_TIMEOUT)
-        runs = self.check(system, cfg, n, scenario, repeat)
+        runs = self.check(system, cfg, n, scenario, repeat, t_launch)
+        log(f"    ({len({r.pid for r in runs})} worker process(es) ran the {n:,} jobs)")
         return n / (max(r.t1 for r in runs) - t_launch), min(r.t0 for r in runs) - t_launch
 
     # -- the scenarios ---------------------------------------------------------------------------
@@ -578,7 +582,7 @@ class Bench:
                 time.sleep(SETTLE)
             finally:
                 stop(proc, STOP_TIMEOUT)
-            runs = self.check(system, cfg, samples + 1, "latency", repeat)
+            runs = self.check(system, cfg, samples + 1, "latency", repeat, t_launch)
         stamps = data["stamps"]
         waits = sorted(r.t0 - stamps[r.index] for r in runs if r.index < samples)
         p50, p99 = percentile(waits, 50) * 1000, percentile(waits, 99) * 1000
@@ -829,7 +833,8 @@ def main(argv: list[str] | None = None) -> int:
                 bench.run_system(s, repeat)
     load_after = loadavg()
     meta = {"date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            "command": " ".join(["bench/peers/run.py", *(argv if argv is not None else sys.argv[1:])]),
+            "command": os.environ.get("BENCH_PEERS_COMMAND") or " ".join(
+                ["bench/peers/run.py", *(argv if argv is not None else sys.argv[1:])]),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
             "load_before": load_before, "load_after": load_after, "load_repeats": loads,
             "python": platform.python_version(), "repeats": args.repeats, "jobs": args.jobs,
