@@ -8,6 +8,7 @@ import hmac
 import inspect
 import ipaddress
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -78,6 +79,9 @@ def local_host_header(conn: HTTPConnection) -> bool:
         return False
 
 
+SESSION_SECONDS = 12 * 3600  # a login lasts a working day
+
+
 class Access:
     """The access rules of one app: a token (or none: loopback only), an app's `authenticate`,
     and the secret behind session cookies and CSRF tokens."""
@@ -86,8 +90,10 @@ class Access:
         self.token = token or None
         self.authenticate = authenticate
         # With a token the secret follows it, so several web processes accept each other's sessions.
-        seed = ("taskmill-web:" + self.token).encode() if self.token else secrets.token_bytes(32)
-        self.secret = hashlib.sha256(seed).digest()
+        # A slow derivation: a stolen cookie must not make guessing a weak token cheap.
+        self.secret = (hashlib.scrypt(self.token.encode(), salt=b"taskmill-web-session", n=2**14,
+                                      r=8, p=1, dklen=32)
+                       if self.token else secrets.token_bytes(32))
 
     def _sign(self, purpose: str, value: str) -> str:
         return hmac.new(self.secret, f"{purpose}:{value}".encode(), hashlib.sha256).hexdigest()
@@ -98,14 +104,18 @@ class Access:
         return self.token is not None and hmac.compare_digest(given.encode(), self.token.encode())
 
     def new_session(self) -> str:
-        nonce = secrets.token_hex(16)
-        return f"{nonce}.{self._sign('session', nonce)}"
+        """A signed session that lapses after SESSION_SECONDS."""
+        body = f"{int(time.time()) + SESSION_SECONDS}.{secrets.token_hex(16)}"
+        return f"{body}.{self._sign('session', body)}"
 
     def valid_session(self, value: str | None) -> bool:
-        if not value or "." not in value or self.token is None:
+        if not value or value.count(".") != 2 or self.token is None:
             return False
-        nonce, _, signature = value.partition(".")
-        return hmac.compare_digest(signature, self._sign("session", nonce))
+        body, _, signature = value.rpartition(".")
+        if not hmac.compare_digest(signature, self._sign("session", body)):
+            return False
+        expires = body.partition(".")[0]
+        return expires.isdigit() and time.time() < int(expires)
 
     # -- CSRF --------------------------------------------------------------------------------
 

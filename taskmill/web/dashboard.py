@@ -18,7 +18,7 @@ from starlette.routing import BaseRoute, Route
 from ..errors import InvalidInput, JobNotFound, TaskmillError, UnknownTask, http_status
 from ..job import STATES, JobState
 from ..task import field_errors
-from .auth import CSRF_FIELD, SESSION_COOKIE, Access, csrf_cookie_value, principal_of
+from .auth import CSRF_FIELD, SESSION_COOKIE, SESSION_SECONDS, Access, csrf_cookie_value, principal_of
 from .models import EnqueueRequest, JobsQuery
 from .service import Service, call
 
@@ -305,7 +305,7 @@ class Pages:
             return self.render(request, "login.html", status=401, next_path=next_path, failed=True)
         response = RedirectResponse(next_path, status_code=303)
         response.set_cookie(SESSION_COOKIE, self.access.new_session(), httponly=True, samesite="lax",
-                            secure=request.url.scheme == "https",
+                            secure=request.url.scheme == "https", max_age=SESSION_SECONDS,
                             path=root_of(request) or "/")
         return response
 

@@ -308,3 +308,20 @@ def test_without_a_token_a_loopback_request_naming_another_host_is_refused(mill:
         # When it lists or creates jobs Then it is refused as a stranger would be
         assert rebound.get("/api/jobs").status_code == 401
         assert rebound.post("/api/jobs", json={"task": "add", "kwargs": {"a": 1}}).status_code == 401
+
+
+def test_a_login_session_lapses_and_a_forged_one_is_refused(mill: Mill) -> None:
+    from taskmill.web import auth
+
+    access = auth.Access(TOKEN, None)
+    # Given a fresh session, one whose time has passed, and one with its expiry edited
+    fresh = access.new_session()
+    expires, nonce, _ = fresh.split(".")
+    body = f"{int(expires) - auth.SESSION_SECONDS - 1}.{nonce}"
+    lapsed = f"{body}.{access._sign('session', body)}"
+    edited = f"{int(expires) + 10**6}.{nonce}.{fresh.rsplit('.', 1)[1]}"
+    # Then only the fresh one opens the app
+    assert access.valid_session(fresh)
+    assert not access.valid_session(lapsed)
+    assert not access.valid_session(edited)
+    assert not auth.Access("another token", None).valid_session(fresh)
