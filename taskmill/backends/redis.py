@@ -416,14 +416,19 @@ class RedisBackend(Backend):
                 out.setdefault(queue, {})[state] = int(value)
         return out
 
-    def promote_due(self, now: datetime, limit: int) -> int:
-        promoted = 0
-        while promoted < limit:  # in scripts of at most 500 jobs: none blocks Redis for long
-            want = min(500, limit - promoted)
-            n = int(self._run("promote_due", _us(now), want))
-            promoted += n
+    def _in_slices(self, script: str, at: datetime, limit: int) -> int:
+        """Run `script` on up to `limit` jobs in scripts of at most 500: none blocks Redis long."""
+        done = 0
+        while done < limit:
+            want = min(500, limit - done)
+            n = int(self._run(script, _us(at), want))
+            done += n
             if n < want:
                 break
+        return done
+
+    def promote_due(self, now: datetime, limit: int) -> int:
+        promoted = self._in_slices("promote_due", now, limit)
         self._local.woke = time.monotonic() if promoted else 0.0
         return promoted
 
@@ -438,14 +443,7 @@ class RedisBackend(Backend):
         return [_to_job(flat) for flat in self._run("expired", _us(now), limit)]
 
     def prune(self, before: datetime, limit: int) -> int:
-        pruned = 0
-        while pruned < limit:  # in scripts of at most 500 jobs: none blocks Redis for long
-            want = min(500, limit - pruned)
-            n = int(self._run("prune", _us(before), want))
-            pruned += n
-            if n < want:
-                break
-        return pruned
+        return self._in_slices("prune", before, limit)
 
     def set_paused(self, queue: str, paused: bool) -> None:
         self._do("SADD" if paused else "SREM", f"{self.key}paused", queue)
