@@ -7,6 +7,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -79,7 +80,7 @@ class SQLiteBackend(Backend):
         try:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
                                    timeout=self.busy_timeout / 1000)
-            conn.execute("PRAGMA journal_mode=WAL")
+            self._use_wal(conn)
             conn.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
             conn.execute(f"PRAGMA busy_timeout={self.busy_timeout}")
             conn.execute("PRAGMA foreign_keys=ON")
@@ -87,6 +88,18 @@ class SQLiteBackend(Backend):
             raise BackendUnavailable(f"cannot open {self.path}: {exc}") from exc
         self._conn, self._pid = conn, os.getpid()
         return conn
+
+    def _use_wal(self, conn: sqlite3.Connection) -> None:
+        """WAL mode, kept in the file. Switching to it can answer "locked" at once, without
+        waiting, while other processes open the same new file: try again until the busy timeout."""
+        deadline = time.monotonic() + self.busy_timeout / 1000
+        while conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.01)
 
     def _tx(self, write: bool = True) -> _Tx:
         """One transaction (`BEGIN IMMEDIATE` for writes); driver errors become BackendUnavailable."""
