@@ -115,12 +115,16 @@ class Job:
             raise RuntimeError("this job is not bound to a Mill")
         return self._mill
 
-    def refresh(self) -> Job:
-        """Reload this handle from the store."""
-        fresh = self._bound()._require(self.id)
+    def _take(self, fresh: Job) -> None:
+        """Make this handle show `fresh`, the same job as read again."""
         for name in self.__dataclass_fields__:
             if name not in ("_mill", "unique"):
                 setattr(self, name, getattr(fresh, name))
+
+    def refresh(self) -> Job:
+        """Reload this handle from the store."""
+        fresh = self._bound()._require(self.id)
+        self._take(fresh)
         return self
 
     def wait(self, timeout: float | None = None, poll: float = 0.05) -> Job:
@@ -144,9 +148,7 @@ class Job:
             fresh = await mill.get_async(self.id)
             if fresh is None:
                 raise RuntimeError(f"job {self.id} was deleted while waiting for it")
-            for name in self.__dataclass_fields__:
-                if name not in ("_mill", "unique"):
-                    setattr(self, name, getattr(fresh, name))
+            self._take(fresh)
             if self.finished:
                 return self
             if deadline is not None and time.monotonic() >= deadline:
@@ -159,9 +161,7 @@ class Job:
 
     def cancel(self, reason: str | None = None) -> Job:
         fresh = self._bound().cancel(self.id, reason)
-        for name in self.__dataclass_fields__:
-            if name not in ("_mill", "unique"):
-                setattr(self, name, getattr(fresh, name))
+        self._take(fresh)
         return self
 
     def to_json(self) -> dict[str, Any]:

@@ -407,6 +407,17 @@ def test_a_wake_up_of_another_prefix_does_not_end_the_wait(redis_url: str) -> No
     stranger.close()
 
 
+def wake_ups(pubsub: Any, within: float = 0.5) -> list[Any]:
+    """The messages a subscriber gets within `within` seconds."""
+    got = []
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        message = pubsub.get_message(timeout=0.05)
+        if message:
+            got.append(message)
+    return got
+
+
 def test_notify_after_a_write_that_woke_workers_sends_nothing_more(
         backend: RedisBackend, mill: Mill) -> None:
     # given a subscriber counting the wake-ups of the prefix
@@ -419,13 +430,7 @@ def test_notify_after_a_write_that_woke_workers_sends_nothing_more(
     backend.set_paused("x", False)
     backend.notify()
     # then exactly two wake-ups went out
-    got = []
-    deadline = time.monotonic() + 0.5
-    while time.monotonic() < deadline:
-        message = pubsub.get_message(timeout=0.05)
-        if message:
-            got.append(message)
-    assert len(got) == 2
+    assert len(wake_ups(pubsub)) == 2
     pubsub.close()
 
 
@@ -440,11 +445,5 @@ def test_a_notify_that_does_not_follow_a_publishing_write_at_once_still_wakes_wo
     # when this thread notifies (as worker.stop() does, to end a wait)
     backend.notify()
     # then that notify sent a wake-up of its own: two in all
-    got = []
-    deadline = time.monotonic() + 0.5
-    while time.monotonic() < deadline:
-        message = pubsub.get_message(timeout=0.05)
-        if message:
-            got.append(message)
-    assert len(got) == 2
+    assert len(wake_ups(pubsub)) == 2
     pubsub.close()
