@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from taskmill.backends.sql import queries
+from taskmill.backends.sqlite import PAGE_SIZE, statements
 
 Q = queries("sqlite")
 RETRY = '{"backoff":0}'  # retry=0, as the benchmark's task
@@ -32,13 +33,13 @@ def _row(i: int, now: float) -> tuple[Any, ...]:
 
 def connect(path: str, synchronous: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute(f"PRAGMA page_size={PAGE_SIZE}")  # as taskmill makes a new file
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
     conn.execute("PRAGMA busy_timeout=30000")
     conn.execute("BEGIN IMMEDIATE")
-    for statement in Q["schema"].split(";"):
-        if statement.strip():
-            conn.execute(statement)
+    for statement in statements(Q["schema"]):
+        conn.execute(statement)
     conn.execute("COMMIT")
     return conn
 

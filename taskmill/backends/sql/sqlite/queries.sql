@@ -3,7 +3,7 @@
 -- name: schema
 CREATE TABLE IF NOT EXISTS taskmill_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS jobs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- ids are handles people keep: never reuse a deleted one
+    id INTEGER PRIMARY KEY,  -- never reused: see id_floor below
     task TEXT NOT NULL,
     queue TEXT NOT NULL,
     state TEXT NOT NULL,
@@ -42,7 +42,12 @@ CREATE INDEX IF NOT EXISTS jobs_due ON jobs (scheduled_at) WHERE state = 'schedu
 CREATE INDEX IF NOT EXISTS jobs_lease ON jobs (lease_until) WHERE state = 'running';
 CREATE INDEX IF NOT EXISTS jobs_unique ON jobs (unique_key) WHERE state IN ('scheduled', 'queued');
 CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_at) WHERE finished_at IS NOT NULL;
-CREATE INDEX IF NOT EXISTS jobs_queue_state ON jobs (queue, state);
+-- stats() counts finished jobs by queue on this index; pending jobs, on the three above. Only
+-- finished jobs: a job enters it once, when it ends, not at enqueue and again at each state.
+-- Schema 3 replaces schema 2's jobs_queue_state, which held every job.
+DROP INDEX IF EXISTS jobs_queue_state;
+CREATE INDEX IF NOT EXISTS jobs_finished_queue ON jobs (queue, state)
+    WHERE state IN ('succeeded', 'failed', 'cancelled');
 -- No (task, state) index: no query can use one (their filters are `:x IS NULL OR x = :x`), and
 -- each index costs every insert and state change a page write. Schema 2 drops schema 1's.
 DROP INDEX IF EXISTS jobs_task_state;
@@ -62,6 +67,21 @@ CREATE TABLE IF NOT EXISTS periodic (
     enabled INTEGER NOT NULL,
     last_slot REAL
 );
+-- Ids are handles people keep (a page, a parent link): a deleted job's id is never given to
+-- another. SQLite's AUTOINCREMENT would ensure it with a write to sqlite_sequence at every
+-- insert; instead the newest id ever deleted is kept here, written only when the newest job is
+-- deleted, and insert_job takes one more than the larger of it and the largest id present.
+-- (Files made by schema 1 or 2 keep their AUTOINCREMENT table; the rule holds on both.)
+CREATE TABLE IF NOT EXISTS id_floor (
+    one INTEGER PRIMARY KEY CHECK (one = 1),
+    last_id INTEGER NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS jobs_newest_deleted AFTER DELETE ON jobs
+WHEN NOT EXISTS (SELECT 1 FROM jobs WHERE id > OLD.id)
+BEGIN
+    INSERT INTO id_floor (one, last_id) VALUES (1, OLD.id)
+    ON CONFLICT (one) DO UPDATE SET last_id = max(last_id, excluded.last_id);
+END;
 
 -- name: schema_version
 SELECT value FROM taskmill_meta WHERE key = 'schema_version';
@@ -71,13 +91,19 @@ INSERT INTO taskmill_meta (key, value) VALUES ('schema_version', ?)
 ON CONFLICT (key) DO UPDATE SET value = excluded.value;
 
 -- name: insert_job
-INSERT INTO jobs (task, queue, state, args, kwargs, priority, attempts, max_attempts, retry,
+INSERT INTO jobs (id, task, queue, state, args, kwargs, priority, attempts, max_attempts, retry,
                   progress, owner, title, parent, result_url, return_url, unique_key, created_at,
                   scheduled_at, iterations, max_iterations, timeout)
-VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?);
+VALUES (({query:max_id}) + 1, ?, ?, ?, ?, ?, ?, 0, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?);
 
 -- name: max_id
-SELECT max(id) FROM jobs;
+-- The largest id ever given: present, or deleted (see id_floor).
+SELECT max(ifnull((SELECT max(id) FROM jobs), 0), ifnull((SELECT last_id FROM id_floor), 0));
+
+-- name: seed_id_floor
+-- From schema 2 (AUTOINCREMENT): the newest id it ever gave, deleted or not.
+INSERT INTO id_floor (one, last_id) SELECT 1, seq FROM sqlite_sequence WHERE name = 'jobs'
+ON CONFLICT (one) DO UPDATE SET last_id = max(last_id, excluded.last_id);
 
 -- name: find_unique
 SELECT * FROM jobs WHERE unique_key = ? AND state IN ('scheduled', 'queued') ORDER BY id LIMIT 1;
@@ -165,7 +191,12 @@ DELETE FROM jobs WHERE id IN (
 );
 
 -- name: stats
-SELECT queue, state, count(*) FROM jobs GROUP BY queue, state;
+-- Each part on its state's partial index (jobs_finished_queue, jobs_claim, jobs_due, jobs_lease).
+SELECT queue, state, count(*) FROM jobs WHERE state IN ('succeeded', 'failed', 'cancelled')
+GROUP BY queue, state
+UNION ALL SELECT queue, state, count(*) FROM jobs WHERE state = 'queued' GROUP BY queue
+UNION ALL SELECT queue, state, count(*) FROM jobs WHERE state = 'scheduled' GROUP BY queue
+UNION ALL SELECT queue, state, count(*) FROM jobs WHERE state = 'running' GROUP BY queue;
 
 -- name: promote_due
 UPDATE jobs SET state = 'queued'
