@@ -6,20 +6,38 @@ no taskmill code on the path:
 - `insert_many`: all rows in one transaction with `executemany` (what `enqueue_many` writes);
 - `drain`: per transaction, the claim `UPDATE … RETURNING` of a batch of `batch` jobs plus one
   completion `UPDATE` (taskmill's `apply` query) per job.
+
+PostgreSQL: plain psycopg on the `jobs` table of a schema taskmill created (with
+`bench/postgres_quick.py`'s `fresh`, `raw_row`, `COLUMNS` and `raw_claim_complete`):
+- `pg_insert_one`: one `INSERT` per autocommit statement (a round trip and a WAL flush each);
+- `pg_copy`: a `COPY` of all rows in one transaction;
+- `pg_drain`: `raw_claim_complete`, a `SKIP LOCKED` claim of 100 then one completion `UPDATE` per
+  job, on one connection.
+
+Redis: plain redis-py on keys of a fresh prefix (wiped with `bench/redis_quick.py`'s `wipe`):
+- `redis_hset_one`: one `HSET` per call (a round trip each);
+- `redis_hset_pipeline`: all `HSET`s in one pipeline;
+- `redis_drain`: per job, a claim (`ZPOPMIN` + `HSET` in a script) and a token-checked completion
+  (a script), two `EVALSHA` round trips per job, no taskmill script on the path.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import secrets
 import sqlite3
 import time
-from collections.abc import Callable
-from typing import Any
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from taskmill.backends.sql import queries
 from taskmill.backends.sqlite import PAGE_SIZE, statements
+
+if TYPE_CHECKING:
+    import redis
 
 Q = queries("sqlite")
 RETRY = '{"backoff":0}'  # retry=0, as the benchmark's task
@@ -115,3 +133,145 @@ def drain(path: str, synchronous: str, n: int, batch: int) -> float:
 
 SQLITE: dict[str, Callable[..., float]] = {"insert_one": insert_one, "insert_many": insert_many,
                                            "drain": drain}
+
+
+# -- PostgreSQL (psycopg and bench/postgres_quick.py are imported only when measured) -------------
+
+
+def pg_insert_one(dsn: str, n: int) -> float:
+    """Rows/s of one INSERT per autocommit statement, prepared beforehand."""
+    import psycopg
+
+    from bench import postgres_quick as pq
+
+    with pq.fresh(dsn) as (_, schema), psycopg.connect(dsn, autocommit=True) as conn:
+        rows = [pq.raw_row() for _ in range(n)]
+        sql = f'INSERT INTO "{schema}".jobs ({pq.COLUMNS}) VALUES ({", ".join(["%s"] * len(rows[0]))})'
+        for row in rows[:10]:  # the statement prepared before the clock starts
+            conn.execute(sql, row, prepare=True)
+
+        def insert() -> None:
+            for row in rows:
+                conn.execute(sql, row, prepare=True)
+
+        per_s = pq.rate(n, insert)
+        _check_rows(conn.execute(f'SELECT count(*) FROM "{schema}".jobs').fetchone(), n + 10, "INSERT")
+    return per_s
+
+
+def pg_copy(dsn: str, n: int) -> float:
+    """Rows/s of a COPY of n rows in one transaction."""
+    import psycopg
+
+    from bench import postgres_quick as pq
+
+    with pq.fresh(dsn) as (_, schema), psycopg.connect(dsn) as conn:
+        rows = [pq.raw_row() for _ in range(n)]
+
+        def copy() -> None:
+            with conn.cursor().copy(f'COPY "{schema}".jobs ({pq.COLUMNS}) FROM STDIN') as cp:
+                for row in rows:
+                    cp.write_row(row)
+            conn.commit()
+
+        per_s = pq.rate(n, copy)
+        _check_rows(conn.execute(f'SELECT count(*) FROM "{schema}".jobs').fetchone(), n, "COPY")
+    return per_s
+
+
+def pg_drain(dsn: str, n: int) -> float:
+    """Jobs/s of a SKIP LOCKED claim of 100 plus one completion UPDATE per job, one connection."""
+    from bench import postgres_quick as pq
+
+    return pq.raw_claim_complete(dsn, n, 100)
+
+
+def _check_rows(found: tuple[Any, ...] | None, n: int, what: str) -> None:
+    if found is None or found[0] != n:
+        raise AssertionError(f"raw {what} stored {found and found[0]} rows of {n}")
+
+
+# -- Redis (redis-py and bench/redis_quick.py are imported only when measured) ---------------------
+
+FIELDS: Mapping[Any, Any] = {"task": "noop", "queue": "default", "state": "queued", "args": "[]",
+                             "kwargs": "{}"}
+CLAIM = """
+local id = redis.call('ZPOPMIN', KEYS[1])[1]
+if not id then return false end
+redis.call('HSET', ARGV[1] .. id, 'state', 'running', 'claim_token', ARGV[2])
+return id
+"""
+COMPLETE = """
+if redis.call('HGET', KEYS[1], 'claim_token') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'succeeded', 'claim_token', '', 'finished_at', ARGV[2])
+return 1
+"""
+
+
+@contextlib.contextmanager
+def _redis_keys(url: str, n: int) -> Iterator[tuple[redis.Redis, str, list[str]]]:
+    """A connected client, a fresh key prefix and n job keys under it, all wiped afterwards."""
+    import redis
+
+    from bench import redis_quick as rq
+
+    client = redis.Redis.from_url(url)
+    prefix = f"bench_{uuid.uuid4().hex[:12]}"
+    try:
+        client.ping()  # connected before the clock starts
+        base = f"raw_{prefix}:"
+        yield client, base, [f"{base}{i}" for i in range(n)]
+    finally:
+        rq.wipe(client, prefix)
+        client.close()
+
+
+def redis_hset_one(url: str, n: int) -> float:
+    """Calls/s of one HSET per call."""
+    from bench import redis_quick as rq
+
+    with _redis_keys(url, n) as (client, _, keys):
+        def send() -> None:
+            for key in keys:
+                client.hset(key, mapping=FIELDS)
+
+        return rq.rate(n, send)
+
+
+def redis_hset_pipeline(url: str, n: int) -> float:
+    """HSETs/s of n HSETs in one pipeline."""
+    from bench import redis_quick as rq
+
+    with _redis_keys(url, n) as (client, _, keys):
+        def send() -> None:
+            pipe = client.pipeline(transaction=False)
+            for key in keys:
+                pipe.hset(key, mapping=FIELDS)
+            pipe.execute()
+
+        return rq.rate(n, send)
+
+
+def redis_drain(url: str, n: int) -> float:
+    """Jobs/s of a claim then a completion per job, two EVALSHA round trips each."""
+    from bench import redis_quick as rq
+
+    with _redis_keys(url, n) as (client, base, keys):
+        queue = f"{base}queue"
+        pipe = client.pipeline(transaction=False)
+        for i, key in enumerate(keys):
+            pipe.hset(key, mapping=FIELDS)
+            pipe.zadd(queue, {str(i): i})
+        pipe.execute()
+        claim, complete = client.script_load(CLAIM), client.script_load(COMPLETE)
+        done = [0]
+
+        def work() -> None:
+            token = secrets.token_hex(8)
+            while (job_id := client.evalsha(claim, 1, queue, base, token)) is not None:
+                done[0] += client.evalsha(complete, 1, base + job_id.decode(), token, str(time.time()))
+
+        per_s = rq.rate(n, work)
+        if done[0] != n:
+            raise AssertionError(f"raw Redis drain completed {done[0]} of {n} jobs")
+    return per_s
