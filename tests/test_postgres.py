@@ -17,7 +17,7 @@ psycopg = pytest.importorskip("psycopg")
 
 from taskmill import Mill  # noqa: E402
 from taskmill.backends.base import JobFilter  # noqa: E402
-from taskmill.backends.postgres import SCHEMA_VERSION, PostgresBackend  # noqa: E402
+from taskmill.backends.postgres import COPY_FROM, SCHEMA_VERSION, PostgresBackend  # noqa: E402
 from taskmill.errors import BackendUnavailable, ConfigError, TaskmillError  # noqa: E402
 from taskmill.job import JobState  # noqa: E402
 from taskmill.testing import FakeClock, drain  # noqa: E402
@@ -224,6 +224,26 @@ def test_a_job_enqueued_in_the_applications_transaction_vanishes_when_it_rolls_b
     for job in (one, *many, unique):
         assert mill.get(job.id) is None
     assert mill.jobs() == []
+
+
+def test_a_big_batch_is_written_by_copy_in_order_and_shares_the_applications_fate(
+        pg_url: str, mill: Mill) -> None:
+    # given batches big enough to go by COPY, one in the application's transaction
+    count = COPY_FROM + 20
+    specs = [{"task": "noop", "args": [n], "title": f"job\t{n}\n\\"} for n in range(count)]
+    with psycopg.connect(dsn_of(pg_url)) as app:
+        with mill.using(app):
+            doomed = mill.enqueue_many(specs)
+        # when the application rolls back, and another batch is enqueued on its own
+        app.rollback()
+    kept = mill.enqueue_many(specs)
+    # then the first left nothing, and the second is stored whole, ids rising in the order given,
+    # every value as sent (tabs, newlines and backslashes too)
+    assert all(mill.get(job.id) is None for job in doomed[:3])
+    assert [int(j.id) for j in kept] == sorted(int(j.id) for j in kept)
+    stored = mill.jobs(limit=count + 1)
+    assert len(stored) == count
+    assert [(j.args, j.title) for j in reversed(stored)] == [(s["args"], s["title"]) for s in specs]
 
 
 def test_in_an_explicit_transaction_block_the_jobs_share_its_fate(pg_url: str, mill: Mill) -> None:

@@ -36,6 +36,7 @@ SCHEMA_VERSION = 1
 # The query that brings the schema from the version before to each version.
 MIGRATIONS = {1: "schema"}
 DEFAULT_SCHEMA = "taskmill"
+COPY_FROM = 100  # batches of this many jobs or more are written by COPY (3 round trips, not 1)
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,53}$")
 _TERMINATED = (pq.TransactionStatus.UNKNOWN,)
 @cache
@@ -268,7 +269,8 @@ class PostgresBackend(Backend):
         committed here: the jobs, and the wake-up, exist once the application commits."""
         if not jobs:
             return []
-        rows = [insert_params(job) for job in jobs]  # payload errors surface before any I/O
+        texts: dict[int, str | None] = {}
+        rows = [insert_params(job, texts) for job in jobs]  # payload errors surface before any I/O
         outside = external_connection.get()
         if outside is not None:
             return self._enqueue_outside(outside, jobs, rows)
@@ -302,15 +304,32 @@ class PostgresBackend(Backend):
 
     def _insert(self, conn: psycopg.Connection[Any], jobs: Sequence[Job],
                 rows: list[tuple[Any, ...]]) -> list[Job]:
-        """One statement, one job or many."""
+        """One statement, one job or many; a big batch by COPY."""
         if len(jobs) == 1:
             jobs[0].id = str(_one(conn.execute(self.q["insert_job"], (*rows[0], self.channel)))[0])
             return list(jobs)
+        if len(jobs) >= COPY_FROM:
+            return self._copy(conn, jobs, rows)
         params: dict[str, Any] = {name: [row[i] for row in rows]
                                   for i, name in enumerate(INSERT_COLUMNS)}
         params["channel"] = self.channel
         new_ids = _one(conn.execute(self.q["insert_jobs"], params))[0]
         for job, new_id in zip(jobs, sorted(new_ids), strict=True):
+            job.id = str(new_id)
+        return list(jobs)
+
+    def _copy(self, conn: psycopg.Connection[Any], jobs: Sequence[Job],
+              rows: list[tuple[Any, ...]]) -> list[Job]:
+        """Ids drawn first, then the rows by COPY and the wake-up, in one transaction: a pooled
+        connection's own, or the application's (`_enqueue_outside` has begun it)."""
+        own = conn.autocommit and conn.info.transaction_status == pq.TransactionStatus.IDLE
+        with conn.transaction() if own else contextlib.nullcontext():
+            drawn = sorted(_one(conn.execute(self.q["reserve_ids"], (len(jobs),)))[0])
+            with conn.cursor().copy(self.q["copy_jobs"]) as copy:
+                for new_id, row in zip(drawn, rows, strict=True):
+                    copy.write_row((new_id, *row))
+            conn.execute(self.q["notify"], (self.channel,))
+        for job, new_id in zip(jobs, drawn, strict=True):
             job.id = str(new_id)
         return list(jobs)
 

@@ -135,6 +135,19 @@ WITH ins AS (
 )
 SELECT array_agg(id ORDER BY id), pg_notify(%(channel)s, '') FROM ins;
 
+-- name: reserve_ids
+-- Ids for a bulk insert by COPY, drawn from the jobs' own identity sequence (in increasing order;
+-- other sessions may draw between them).
+SELECT array(SELECT nextval(pg_get_serial_sequence('{schema}.jobs', 'id'))
+             FROM generate_series(1, %s));
+
+-- name: copy_jobs
+-- A bulk insert's rows, each with an id from reserve_ids (COPY takes an identity column's values
+-- as given). Then the statement `notify`, in the same transaction.
+COPY {schema}.jobs (id, task, queue, state, args, kwargs, priority, max_attempts, retry, owner,
+                    title, parent, result_url, return_url, unique_key, created_at, scheduled_at,
+                    max_iterations, timeout) FROM STDIN;
+
 -- name: find_unique
 SELECT * FROM {schema}.jobs
 WHERE unique_key = %s AND state IN ('scheduled', 'queued') ORDER BY id LIMIT 1;
