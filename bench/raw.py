@@ -1,21 +1,22 @@
 """The raw driver's limit for the writes taskmill makes, measured with the same schema and SQL.
 
 SQLite: the taskmill schema in WAL mode at the same `synchronous` setting, plain `sqlite3` calls,
-no taskmill code on the path:
-- `insert_one`: one `INSERT` per `BEGIN IMMEDIATE … COMMIT` (what one enqueue must write);
+no taskmill code on the path. The `*_call` ones give a call that makes one write, which the
+benchmark alternates with taskmill's in blocks (so a change of load weighs on both alike):
+- `insert_one_call`: one `INSERT` per `BEGIN IMMEDIATE … COMMIT` (what one enqueue must write);
 - `insert_many`: all rows in one transaction with `executemany` (what `enqueue_many` writes);
 - `drain`: per transaction, the claim `UPDATE … RETURNING` of a batch of `batch` jobs plus one
   completion `UPDATE` (taskmill's `apply` query) per job.
 
 PostgreSQL: plain psycopg on the `jobs` table of a schema taskmill created (with
 `bench/postgres_quick.py`'s `fresh`, `raw_row`, `COLUMNS` and `raw_claim_complete`):
-- `pg_insert_one`: one `INSERT` per autocommit statement (a round trip and a WAL flush each);
+- `pg_insert_one_call`: one `INSERT` per autocommit statement (a round trip and a WAL flush);
 - `pg_copy`: a `COPY` of all rows in one transaction;
 - `pg_drain`: `raw_claim_complete`, a `SKIP LOCKED` claim of 100 then one completion `UPDATE` per
   job, on one connection.
 
 Redis: plain redis-py on keys of a fresh prefix (wiped with `bench/redis_quick.py`'s `wipe`):
-- `redis_hset_one`: one `HSET` per call (a round trip each);
+- `redis_hset_one_call`: one `HSET` (a round trip);
 - `redis_hset_pipeline`: all `HSET`s in one pipeline;
 - `redis_drain`: per job, a claim (`ZPOPMIN` + `HSET` in a script) and a token-checked completion
   (a script), two `EVALSHA` round trips per job, no taskmill script on the path.
@@ -62,20 +63,24 @@ def connect(path: str, synchronous: str) -> sqlite3.Connection:
     return conn
 
 
-def insert_one(path: str, synchronous: str, n: int) -> float:
-    """Jobs/s of one INSERT per committed transaction."""
+@contextlib.contextmanager
+def insert_one_call(path: str, synchronous: str) -> Iterator[Callable[[], None]]:
+    """A call that writes one job: one INSERT per committed transaction."""
     conn = connect(path, synchronous)
-    sql = Q["insert_job"]
-    now = time.time()
-    rows = [_row(i, now) for i in range(n)]
-    t0 = time.perf_counter()
-    for row in rows:
+    sql, row = Q["insert_job"], _row(0, time.time())
+    made = [0]
+
+    def call() -> None:
         conn.execute("BEGIN IMMEDIATE")
         conn.execute(sql, row)
         conn.execute("COMMIT")
-    elapsed = time.perf_counter() - t0
-    conn.close()
-    return n / elapsed
+        made[0] += 1
+
+    try:
+        yield call
+        _check_rows(conn.execute("SELECT count(*) FROM jobs").fetchone(), made[0], "INSERT")
+    finally:
+        conn.close()
 
 
 def insert_many(path: str, synchronous: str, n: int) -> float:
@@ -131,32 +136,29 @@ def drain(path: str, synchronous: str, n: int, batch: int) -> float:
     return n / elapsed
 
 
-SQLITE: dict[str, Callable[..., float]] = {"insert_one": insert_one, "insert_many": insert_many,
-                                           "drain": drain}
-
 
 # -- PostgreSQL (psycopg and bench/postgres_quick.py are imported only when measured) -------------
 
 
-def pg_insert_one(dsn: str, n: int) -> float:
-    """Rows/s of one INSERT per autocommit statement, prepared beforehand."""
+@contextlib.contextmanager
+def pg_insert_one_call(dsn: str) -> Iterator[Callable[[], None]]:
+    """A call that writes one job: one prepared INSERT per autocommit statement."""
     import psycopg
 
     from bench import postgres_quick as pq
 
     with pq.fresh(dsn) as (_, schema), psycopg.connect(dsn, autocommit=True) as conn:
-        rows = [pq.raw_row() for _ in range(n)]
-        sql = f'INSERT INTO "{schema}".jobs ({pq.COLUMNS}) VALUES ({", ".join(["%s"] * len(rows[0]))})'
-        for row in rows[:10]:  # the statement prepared before the clock starts
+        row = pq.raw_row()
+        sql = f'INSERT INTO "{schema}".jobs ({pq.COLUMNS}) VALUES ({", ".join(["%s"] * len(row))})'
+        made = [0]
+
+        def call() -> None:
             conn.execute(sql, row, prepare=True)
+            made[0] += 1
 
-        def insert() -> None:
-            for row in rows:
-                conn.execute(sql, row, prepare=True)
-
-        per_s = pq.rate(n, insert)
-        _check_rows(conn.execute(f'SELECT count(*) FROM "{schema}".jobs').fetchone(), n + 10, "INSERT")
-    return per_s
+        yield call
+        _check_rows(conn.execute(f'SELECT count(*) FROM "{schema}".jobs').fetchone(), made[0],
+                    "INSERT")
 
 
 def pg_copy(dsn: str, n: int) -> float:
@@ -226,16 +228,16 @@ def _redis_keys(url: str, n: int) -> Iterator[tuple[redis.Redis, str, list[str]]
         client.close()
 
 
-def redis_hset_one(url: str, n: int) -> float:
-    """Calls/s of one HSET per call."""
-    from bench import redis_quick as rq
-
+@contextlib.contextmanager
+def redis_hset_one_call(url: str, n: int) -> Iterator[Callable[[], None]]:
+    """A call that writes one job: one HSET (a round trip), for up to n calls."""
     with _redis_keys(url, n) as (client, _, keys):
-        def send() -> None:
-            for key in keys:
-                client.hset(key, mapping=FIELDS)
+        left = iter(keys)
 
-        return rq.rate(n, send)
+        def call() -> None:
+            client.hset(next(left), mapping=FIELDS)
+
+        yield call
 
 
 def redis_hset_pipeline(url: str, n: int) -> float:

@@ -46,6 +46,8 @@ PG_DSN = os.environ.get("TASKMILL_BENCH_PG") or os.environ.get(
 REDIS_URL = os.environ.get("TASKMILL_BENCH_REDIS") or os.environ.get(
     "TASKMILL_TEST_REDIS", "redis://127.0.0.1:6379/0")
 CONCURRENCY = 8
+BLOCK = 50  # enqueue one at a time: taskmill and the raw write alternate in blocks of this many
+WARM_UP = 10  # raw writes made before the clock starts (a prepared statement, a connection)
 LATENCY_GAP = 0.02  # seconds between two latency samples: the worker is idle when each arrives
 
 
@@ -59,7 +61,9 @@ class Raw:
     measures it (given a tag naming the repeat) and returns its rate."""
 
     label: str
-    run: Callable[[str], float]
+    run: Callable[[str], float] | None = None
+    # Or, for enqueue one at a time: a call that makes one raw write, alternated with taskmill's.
+    one: Callable[[], contextlib.AbstractContextManager[Callable[[], None]]] | None = None
 
 
 # -- stores ---------------------------------------------------------------------------------------
@@ -94,7 +98,7 @@ def sqlite_store(workdir: Path, synchronous: str, jobs: int, single: int) -> Sto
 
     return Store("sqlite", f"synchronous={synchronous.upper()}", workdir, fresh, {
         "enqueue_one": Raw("one INSERT per commit",
-                           lambda tag: raw.insert_one(path(tag), synchronous, single)),
+                           one=lambda: raw.insert_one_call(path("one"), synchronous)),
         "enqueue_many": Raw("executemany, one commit",
                             lambda tag: raw.insert_many(path(tag), synchronous, jobs)),
         "drain": Raw(f"claim {CONCURRENCY} + {CONCURRENCY} completions per commit",
@@ -131,7 +135,7 @@ def postgres_store(workdir: Path, jobs: int, single: int) -> Store | str:
 
     return Store("postgres", "synchronous_commit=on", workdir, fresh, {
         "enqueue_one": Raw("one INSERT per autocommit statement",
-                           lambda tag: raw.pg_insert_one(PG_DSN, single)),
+                           one=lambda: raw.pg_insert_one_call(PG_DSN)),
         "enqueue_many": Raw("COPY, one transaction", lambda tag: raw.pg_copy(PG_DSN, jobs)),
         "drain": Raw("SKIP LOCKED claim of 100 + one UPDATE per job",
                      lambda tag: raw.pg_drain(PG_DSN, jobs)),
@@ -165,7 +169,8 @@ def redis_store(workdir: Path, jobs: int, single: int) -> Store | str:
                 client.delete(*keys[i:i + 1000])
 
     return Store("redis", "", workdir, fresh, {
-        "enqueue_one": Raw("one HSET per call", lambda tag: raw.redis_hset_one(REDIS_URL, single)),
+        "enqueue_one": Raw("one HSET per call",
+                           one=lambda: raw.redis_hset_one_call(REDIS_URL, single + WARM_UP)),
         "enqueue_many": Raw("HSETs in one pipeline",
                             lambda tag: raw.redis_hset_pipeline(REDIS_URL, jobs)),
         "drain": Raw("claim + completion, two EVALSHA per job",
@@ -183,16 +188,29 @@ def _check_stored(mill: Mill, ids: list[str], n: int, what: str) -> None:
                          f"{counts.get('queued')} stored as queued")
 
 
-def enqueue_one(url: str, n: int) -> float:
-    """Jobs/s of `mill.enqueue` called n times."""
+def enqueue_one(url: str, n: int, raw_one: Raw | None = None) -> tuple[float, float | None]:
+    """Jobs/s of `mill.enqueue` called n times, and of the raw write (if given) called n times,
+    the two in alternating blocks of BLOCK calls."""
     mill = make_mill(url)
     mill.stats()  # open the store (create its schema, load its scripts) before the clock starts
-    t0 = time.perf_counter()
-    ids = [mill.enqueue("noop").id for _ in range(n)]
-    elapsed = time.perf_counter() - t0
+    ids: list[str] = []
+    ours = theirs = 0.0
+    with raw_one.one() if raw_one and raw_one.one else contextlib.nullcontext() as call:
+        for _ in range(WARM_UP if call else 0):
+            call()
+        for start in range(0, n, BLOCK):
+            size = min(BLOCK, n - start)
+            t0 = time.perf_counter()
+            ids += [mill.enqueue("noop").id for _ in range(size)]
+            ours += time.perf_counter() - t0
+            if call:
+                t0 = time.perf_counter()
+                for _ in range(size):
+                    call()
+                theirs += time.perf_counter() - t0
     _check_stored(mill, ids, n, "enqueue one at a time")
     mill.close()
-    return n / elapsed
+    return n / ours, (n / theirs if theirs else None)
 
 
 def enqueue_many(url: str, n: int) -> float:
@@ -381,17 +399,21 @@ def measure(store: Store, repeats: int, jobs: int, single: int, samples: int,
     for key, paired in store.raw.items():
         rows[key].raw_label = paired.label
     targets(store, rows)
-    scenarios: tuple[tuple[str, Callable[[str], float]], ...] = (
-        ("enqueue_one", lambda url: enqueue_one(url, single)),
-        ("enqueue_many", lambda url: enqueue_many(url, jobs)),
-        ("drain", lambda url: drain(url, jobs, store.workdir)))
+    scenarios: tuple[tuple[str, Callable[[str], tuple[float, float | None]]], ...] = (
+        ("enqueue_one", lambda url: enqueue_one(url, single, store.raw.get("enqueue_one"))),
+        ("enqueue_many", lambda url: (enqueue_many(url, jobs), None)),
+        ("drain", lambda url: (drain(url, jobs, store.workdir), None)))
     for r in range(repeats):
         tag = f"r{r}"
         for key, run in scenarios:
-            if key in store.raw:
-                rows[key].raw_values.append(store.raw[key].run(tag))
+            paired = store.raw.get(key)
+            if paired and paired.run:
+                rows[key].raw_values.append(paired.run(tag))
             with store.fresh(f"{key}-{tag}") as url:
-                rows[key].values.append(run(url))
+                value, raw_value = run(url)
+            rows[key].values.append(value)
+            if raw_value is not None:
+                rows[key].raw_values.append(raw_value)
             raw_text = f" (raw {rows[key].raw_values[-1]:,.0f})" if key in store.raw else ""
             log(f"  {label} repeat {r + 1}/{repeats}: {key} {rows[key].values[-1]:,.0f} "
                 f"jobs/s{raw_text}")
