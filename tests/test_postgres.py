@@ -660,13 +660,14 @@ def test_a_claim_walks_the_claim_index_even_when_the_statistics_say_the_queue_is
     with backend._conn() as conn:
         conn.execute(f'ANALYZE "{backend.schema}".jobs')
     mill.enqueue_many([{"task": "noop"} for _ in range(5000)])
-    # when the backend plans a claim of 8
-    with backend._conn() as conn:
-        shown = "\n".join(r[0] for r in conn.execute("EXPLAIN " + backend.q["claim"], {
-            "queues": None, "limit": 8, "now": T0, "token": "t", "worker": "w",
-            "lease_until": T0}))
-    # then it reads the first 8 in the claim index's order, instead of sorting every queued job
-    assert "jobs_claim" in shown and "Sort" not in shown, shown
+    # when the backend plans a claim of 8, by a worker of every queue and by one of some
+    params = {"limit": 8, "now": T0, "token": "t", "worker": "w", "lease_until": T0}
+    for query, queues in (("claim_all", {}), ("claim", {"queues": ["default", "other"]})):
+        with backend._conn() as conn:
+            shown = "\n".join(r[0] for r in conn.execute(
+                "EXPLAIN " + backend.q[query], {**params, **queues}))
+        # then it reads the first 8 in the claim index's order, not sorting every queued job
+        assert "jobs_claim" in shown and "Sort" not in shown, shown
 
 
 def test_apply_and_claim_writes_the_finished_jobs_and_claims_the_next_in_one_go(

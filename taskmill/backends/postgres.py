@@ -411,10 +411,13 @@ class PostgresBackend(Backend):
         """One statement: the `FOR UPDATE SKIP LOCKED` pick and the update to running, so two
         claimers never take one job and never wait for each other. Its commit does not wait for
         the disk: a claim a crash forgets leaves the job queued, to run again (see queries.sql)."""
-        params = {"queues": None if queues is None else list(queues), "limit": limit,
-                  "now": now, "token": token, "worker": worker, "lease_until": lease_until}
+        params = {"limit": limit, "now": now, "token": token, "worker": worker,
+                  "lease_until": lease_until}
+        if queues is not None:
+            params["queues"] = list(queues)
+        query = self.q["claim_all" if queues is None else "claim"]
         with self._cursor() as cur:
-            jobs = [to_job(row) for row in cur.execute(self.q["claim"], params).fetchall()]
+            jobs = [to_job(row) for row in cur.execute(query, params).fetchall()]
         jobs.sort(key=lambda j: (-j.priority, j.scheduled_at, int(j.id)))
         return jobs
 

@@ -164,15 +164,31 @@ RETURNING *;
 -- each of which is done again (the job is queued again and runs again: at least once); the next
 -- durable commit, an enqueue's or a completion's, flushes them anyway. Enqueues, completions,
 -- logs and operator actions stay durable.
+-- A worker of some queues claims with this one, a worker of every queue with claim_all: no
+-- "IS NULL OR" on a parameter, so the server can plan each once and reuse the plan.
 WITH picked AS (
     SELECT id FROM {schema}.jobs
-    WHERE state = 'queued'
-      AND (%(queues)s::text[] IS NULL OR queue = ANY (%(queues)s::text[]))
+    WHERE state = 'queued' AND queue = ANY (%(queues)s::text[])
       AND NOT EXISTS (SELECT 1 FROM {schema}.queues q WHERE q.name = jobs.queue AND q.paused)
     ORDER BY priority DESC, scheduled_at, id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 )
+{query:claim_picked};
+
+-- name: claim_all
+WITH picked AS (
+    SELECT id FROM {schema}.jobs
+    WHERE state = 'queued'
+      AND NOT EXISTS (SELECT 1 FROM {schema}.queues q WHERE q.name = jobs.queue AND q.paused)
+    ORDER BY priority DESC, scheduled_at, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+{query:claim_picked};
+
+-- name: claim_picked
+-- The picked jobs to running, the claim's commit relaxed (as said above).
 UPDATE {schema}.jobs AS j
 SET state = 'running', attempts = j.attempts + 1, started_at = %(now)s, claim_token = %(token)s,
     worker = %(worker)s, lease_until = %(lease_until)s, cancel_requested = false
