@@ -5,6 +5,7 @@ fork. Real server only; each test has its own schema (the `pg_url` fixture)."""
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -228,7 +229,21 @@ def test_a_job_enqueued_in_the_applications_transaction_vanishes_when_it_rolls_b
 
 def test_a_big_batch_is_written_by_copy_in_order_and_shares_the_applications_fate(
         pg_url: str, mill: Mill) -> None:
-    # given batches big enough to go by COPY, one in the application's transaction
+    # given batches big enough to go by COPY (and one just too small), one in the application's
+    # transaction
+    backend = mill.backend
+    assert isinstance(backend, PostgresBackend)
+    copies: list[int] = []
+    real_copy = backend._copy
+
+    def copy(conn: Any, jobs: Any, rows: Any) -> Any:
+        copies.append(len(jobs))
+        return real_copy(conn, jobs, rows)
+
+    backend._copy = copy  # type: ignore[method-assign]
+    small = mill.enqueue_many([{"task": "noop"}] * (COPY_FROM - 1))
+    assert copies == [] and len(small) == COPY_FROM - 1
+    mill.delete_all()
     count = COPY_FROM + 20
     specs = [{"task": "noop", "args": [n], "title": f"job\t{n}\n\\"} for n in range(count)]
     with psycopg.connect(dsn_of(pg_url)) as app:
@@ -239,6 +254,7 @@ def test_a_big_batch_is_written_by_copy_in_order_and_shares_the_applications_fat
     kept = mill.enqueue_many(specs)
     # then the first left nothing, and the second is stored whole, ids rising in the order given,
     # every value as sent (tabs, newlines and backslashes too)
+    assert copies == [count, count]
     assert all(mill.get(job.id) is None for job in doomed[:3])
     assert [int(j.id) for j in kept] == sorted(int(j.id) for j in kept)
     stored = mill.jobs(limit=count + 1)
@@ -569,6 +585,44 @@ def test_a_forked_child_uses_connections_of_its_own_and_the_parent_keeps_working
     os.waitpid(pid, 0)
     os.close(read)
     # then the child enqueued on its own connections, and the parent's still work
+    assert status == b"\x00"
+    mill.enqueue("noop", args=["parent again"])
+    assert sorted(j.args[0] for j in mill.jobs()) == ["child", "parent", "parent again"]
+
+
+def test_a_child_forked_while_a_parent_thread_uses_the_lane_works_and_closes_at_once(
+        mill: Mill, backend: PostgresBackend) -> None:
+    # given a parent thread in the middle of a statement on the lane when the process forks
+    mill.enqueue("noop", args=["parent"])
+    inside, release = threading.Event(), threading.Event()
+
+    def hold_the_lane() -> None:
+        with backend._conn():
+            inside.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold_the_lane)
+    holder.start()
+    assert inside.wait(5)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child, without after_fork(): enqueue, then close, within 5 seconds
+        code = 1
+        try:
+            signal.alarm(5)
+            mill.enqueue("noop", args=["child"])
+            mill.close()
+            code = 0
+        finally:
+            os.write(write, bytes([code]))
+            os._exit(code)
+    os.close(write)
+    status = os.read(read, 1)
+    os.waitpid(pid, 0)
+    os.close(read)
+    release.set()
+    holder.join(5)
+    # then the child neither waited for the parent's lane nor took it, and the parent goes on
     assert status == b"\x00"
     mill.enqueue("noop", args=["parent again"])
     assert sorted(j.args[0] for j in mill.jobs()) == ["child", "parent", "parent again"]

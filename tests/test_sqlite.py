@@ -68,6 +68,12 @@ def test_a_schema_2_file_is_migrated_and_keeps_its_jobs_and_its_deleted_ids(tmp_
     conn.close()
     indexes = _indexes(path)
     assert "jobs_finished_queue" in indexes and "jobs_queue_state" not in indexes
+    # and opening it again changes nothing: the ids go on
+    again = _mill(path)
+    try:
+        assert again.enqueue("noop").id == "5" and len(again.jobs()) == 4
+    finally:
+        again.close()
 
 
 def test_a_new_file_never_gives_a_deleted_id_again_even_once_it_holds_no_jobs(

@@ -161,12 +161,13 @@ class PostgresBackend(Backend):
             if not self._ready:
                 self._prepare()
             pool = self._get_pool()
-            lane = self._take_lane()
-            if lane is not None:
+            taken = self._take_lane()
+            if taken is not None:
+                lane, held = taken
                 try:
                     yield lane
                 finally:
-                    self._lane_lock.release()
+                    held.release()
                 return
             conn = pool.getconn()
             for _ in range(pool.max_size):
@@ -182,31 +183,46 @@ class PostgresBackend(Backend):
             finally:
                 pool.putconn(conn)
 
-    def _take_lane(self) -> psycopg.Connection[Any] | None:
-        """The lane, this process's one connection kept outside the pool, with its lock held;
-        None if another thread holds it or it cannot be opened now (then the pool serves). A
-        caller that finds it free skips the pool's checkout and return, which cost about as
-        much as a quarter of a one-row insert's round trip."""
-        if not self._lane_lock.acquire(blocking=False):
+    def _take_lane(self) -> tuple[psycopg.Connection[Any], threading.Lock] | None:
+        """The lane, this process's one connection kept outside the pool, and its lock, held;
+        None if another thread holds it, the backend is closed, or the lane cannot be opened now
+        (then the pool serves). A caller that finds it free skips the pool's checkout and
+        return, which cost about as much as a quarter of a one-row insert's round trip."""
+        held = self._lane_lock
+        if not held.acquire(blocking=False):
             return None
-        lane = self._lane
-        if lane is not None and _alive(lane):
-            return lane
-        self._lane = None
-        if lane is not None:
-            with contextlib.suppress(psycopg.Error):
-                lane.close()
-        if time.monotonic() >= self._lane_retry_at:
-            try:
-                lane = psycopg.connect(self.conninfo, autocommit=True)
-                _configure(lane)
-            except psycopg.Error:
-                self._lane_retry_at = time.monotonic() + LANE_RETRY
-            else:
+        try:
+            lane = self._lane
+            if lane is not None and _alive(lane) and _idle(lane):
+                return lane, held
+            self._lane = None
+            if lane is not None:
+                with contextlib.suppress(psycopg.Error):
+                    lane.close()
+            lane = self._open_lane()
+            if lane is not None:
                 self._lane = lane
-                return lane
-        self._lane_lock.release()
+                return lane, held
+        except BaseException:
+            held.release()
+            raise
+        held.release()
         return None
+
+    def _open_lane(self) -> psycopg.Connection[Any] | None:
+        if self._pool is None or time.monotonic() < self._lane_retry_at:
+            return None  # closed, or it failed to open a moment ago
+        try:
+            lane = psycopg.connect(self.conninfo, autocommit=True)
+        except psycopg.Error:
+            self._lane_retry_at = time.monotonic() + LANE_RETRY
+            return None
+        try:
+            _configure(lane)
+        except BaseException:
+            lane.close()
+            raise
+        return lane
 
     @contextlib.contextmanager
     def _tx(self) -> Iterator[psycopg.Cursor[Any]]:
@@ -239,14 +255,18 @@ class PostgresBackend(Backend):
         self._drop_inherited()
 
     def close(self) -> None:
+        if self._pid != os.getpid():
+            self._drop_inherited()  # the parent's: never closed here, nor waited for
+            return
         with self._lock:
             pool, self._pool = self._pool, None
             listener, self._listener = self._listener, None
-            with self._lane_lock:
-                lane, self._lane = self._lane, None
-            mine = self._pid == os.getpid()
-        if not mine:
-            return
+            # A thread using the lane gives it back within its statement; one that does not
+            # (stuck on a dead server) has its connection closed under it.
+            got = self._lane_lock.acquire(timeout=self.pool_timeout)
+            lane, self._lane = self._lane, None
+            if got:
+                self._lane_lock.release()
         for conn in (listener, lane):
             if conn is not None:
                 with contextlib.suppress(psycopg.Error):
@@ -659,7 +679,8 @@ class PostgresBackend(Backend):
     def _listening_connection(self) -> psycopg.Connection[Any]:
         if self._pid != os.getpid():
             with self._lock:
-                self._drop_inherited()
+                if self._pid != os.getpid():  # another thread of this child may have done it
+                    self._drop_inherited()
         if self._listener is not None and not self._listener.closed:
             return self._listener
         if not self._ready:
@@ -710,6 +731,11 @@ def _one(cursor: psycopg.Cursor[Any]) -> Any:
     if row is None:
         raise psycopg.ProgrammingError("the statement returned no row")
     return row
+
+
+def _idle(conn: psycopg.Connection[Any]) -> bool:
+    """No transaction left open on it (the pool rolls back or discards such a connection)."""
+    return conn.info.transaction_status == pq.TransactionStatus.IDLE
 
 
 def _alive(conn: psycopg.Connection[Any]) -> bool:

@@ -21,7 +21,6 @@ from .sql import queries
 from .wake import SocketWaker
 
 SCHEMA_VERSION = 3
-MAX_ROWID = 2**63 - 1
 PAGE_SIZE = 2048  # bytes, for new files: SQLite's 4096 made one-insert commits ~25% slower here
 Q = queries("sqlite")
 
@@ -168,15 +167,11 @@ class SQLiteBackend(Backend):
                 with self._tx() as conn:
                     jobs[0].id = str(conn.execute(Q["insert_job"], rows[0]).lastrowid)
                 return list(jobs)
-            try:
-                with self._tx() as conn:
-                    first = self._insert_many(conn, rows)
-            except _NotConsecutive:
-                pass  # rolled back: insert them one by one below
-            else:
-                for offset, job in enumerate(jobs):
-                    job.id = str(first + offset)
-                return list(jobs)
+            with self._tx() as conn:
+                first = self._insert_many(conn, rows)
+            for offset, job in enumerate(jobs):
+                job.id = str(first + offset)
+            return list(jobs)
         out: list[Job] = []
         with self._tx() as conn:
             for job in jobs:
@@ -198,13 +193,10 @@ class SQLiteBackend(Backend):
 
     @staticmethod
     def _insert_many(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> int:
-        """Insert `rows` with one `executemany` and return the first one's id. In the write
-        transaction each new row's id is one more than the last (SQLite's rowid rule, with or
-        without AUTOINCREMENT), short of the largest integer, where the caller falls back to
-        inserting row by row."""
-        before = conn.execute(Q["max_id"]).fetchone()[0] or 0
-        if before + len(rows) >= MAX_ROWID:
-            raise _NotConsecutive
+        """Insert `rows` with one `executemany` and return the first one's id: insert_job gives
+        each row one more than the largest id so far, so in the write transaction they follow
+        each other. (Past the largest integer SQLite refuses the insert: an error, never a
+        reused id.)"""
         conn.executemany(Q["insert_job"], rows)
         last = int(conn.execute("SELECT last_insert_rowid()").fetchone()[0])
         return last - len(rows) + 1
@@ -422,10 +414,6 @@ def statements(script: str) -> Iterator[str]:
             pending = ""
     if pending.strip(" \n;"):
         raise ValueError(f"incomplete SQL statement: {pending[:60]!r}")
-
-
-class _NotConsecutive(Exception):
-    """The ids of a bulk insert were not consecutive (only near the largest rowid)."""
 
 
 def _insert_row(job: Job, texts: dict[int, str | None]) -> tuple[Any, ...]:

@@ -191,7 +191,9 @@ DELETE FROM jobs WHERE id IN (
 );
 
 -- name: stats
--- Each part on its state's partial index (jobs_finished_queue, jobs_claim, jobs_due, jobs_lease).
+-- Each part on its state's partial index (jobs_finished_queue, jobs_claim, jobs_due, jobs_lease):
+-- finished jobs, however many, are counted from the index alone; a pending job costs a look-up
+-- of its row (pending jobs are the backlog, not the history).
 SELECT queue, state, count(*) FROM jobs WHERE state IN ('succeeded', 'failed', 'cancelled')
 GROUP BY queue, state
 UNION ALL SELECT queue, state, count(*) FROM jobs WHERE state = 'queued' GROUP BY queue
