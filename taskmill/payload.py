@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 from .errors import PayloadError
@@ -78,6 +79,27 @@ def encode_unchecked(value: Any) -> str | None:
     if (t is list or t is dict) and not value:
         return "[]" if t is list else "{}"
     return encode(value)
+
+
+class SharedTexts:
+    """The JSON texts of values that many jobs share and no one changes (a task's retry policy:
+    every job built from a task holds its definition's policy object), memoised by identity.
+    Holds the values it keeps a text of, so an id is never reused while cached; bounded."""
+
+    def __init__(self, encoder: Callable[[Any], str | None], size: int = 256) -> None:
+        self._encode = encoder
+        self._size = size
+        self._texts: dict[int, tuple[Any, str | None]] = {}
+
+    def __call__(self, value: Any) -> str | None:
+        entry = self._texts.get(id(value))
+        if entry is not None and entry[0] is value:
+            return entry[1]
+        text = self._encode(value)
+        if len(self._texts) >= self._size:
+            self._texts.clear()
+        self._texts[id(value)] = (value, text)
+        return text
 
 
 def loads(text: str | None) -> Any:

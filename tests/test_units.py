@@ -236,3 +236,23 @@ def test_a_job_handed_back_after_a_cancel_was_asked_ends_cancelled() -> None:
     asked = running_job(cancel_requested=True, cancel_reason="stop")
     new = transitions.finish(asked, transitions.HandedBack(), NOW)
     assert (new.state, new.cancel_reason, new.claim_token) == (JobState.CANCELLED, "stop", None)
+
+
+def test_shared_texts_encode_one_object_once_and_never_answer_for_another() -> None:
+    from taskmill.payload import SharedTexts, encode_unchecked
+
+    # given a memo over an encoder that counts its calls, bounded at two values
+    calls: list[object] = []
+
+    def counting(value: object) -> str | None:
+        calls.append(value)
+        return encode_unchecked(value)
+
+    texts = SharedTexts(counting, size=2)
+    policy = {"backoff": 0}
+    # when one object is asked for twice, then it is encoded once
+    assert texts(policy) == texts(policy) == '{"backoff":0}' and len(calls) == 1
+    # and an equal but distinct object, or more objects than the bound, are encoded afresh
+    other = {"backoff": 1}
+    assert texts(other) == '{"backoff":1}' and texts({"x": 1}) == '{"x":1}'
+    assert texts(policy) == '{"backoff":0}' and len(calls) == 4

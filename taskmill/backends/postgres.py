@@ -331,8 +331,7 @@ class PostgresBackend(Backend):
         committed here: the jobs, and the wake-up, exist once the application commits."""
         if not jobs:
             return []
-        texts: dict[int, str | None] = {}
-        rows = [insert_params(job, texts) for job in jobs]  # payload errors surface before any I/O
+        rows = [insert_params(job) for job in jobs]  # payload errors surface before any I/O
         outside = external_connection.get()
         if outside is not None:
             return self._enqueue_outside(outside, jobs, rows)

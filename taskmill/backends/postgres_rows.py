@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..job import Job, JobError, JobState, Update
-from ..payload import encode_unchecked
+from ..payload import SharedTexts, encode_unchecked
 
 _BIGINT = 1 << 63
 # A JSON string, or a number written with an exponent (Python writes floats from 1e16 up so).
@@ -43,15 +43,13 @@ APPLY_COLUMNS = ("id", "expect_state", "expect_token", "state", "scheduled_at", 
                  "claim_token", "worker", "lease_until")
 
 
-def insert_params(job: Job, texts: dict[int, str | None] | None = None) -> tuple[Any, ...]:
-    """The insert's values of a new job. `texts` memoises the JSON of retry policies by identity
-    for one call: the jobs of one task share their definition's policy object."""
-    if texts is None:
-        retry = jsonb_text(job.retry)
-    elif (retry := texts.get(id(job.retry), "")) == "":
-        retry = texts[id(job.retry)] = jsonb_text(job.retry)
+_policy_text = SharedTexts(jsonb_text)
+
+
+def insert_params(job: Job) -> tuple[Any, ...]:
+    """The insert's values of a new job."""
     return (job.task, job.queue, job.state.value, jsonb_text(job.args), jsonb_text(job.kwargs),
-            job.priority, job.max_attempts, retry, job.owner, job.title,
+            job.priority, job.max_attempts, _policy_text(job.retry), job.owner, job.title,
             None if job.parent is None else int(job.parent), job.result_url, job.return_url,
             job.unique_key, job.created_at, job.scheduled_at, job.max_iterations,
             None if job.timeout is None else float(job.timeout))

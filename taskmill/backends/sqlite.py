@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from ..errors import BackendUnavailable, ConfigError
 from ..job import Job, JobError, JobState, LogRecord, Update
-from ..payload import encode_unchecked, loads
+from ..payload import SharedTexts, encode_unchecked, loads
 from .base import Backend, JobFilter, NewLog, PeriodicState
 from .sql import queries
 from .wake import SocketWaker
@@ -34,6 +34,7 @@ def _dt(value: float | None) -> datetime | None:
 
 
 _dumps = encode_unchecked
+_policy_text = SharedTexts(encode_unchecked)
 
 
 class SQLiteBackend(Backend):
@@ -159,10 +160,9 @@ class SQLiteBackend(Backend):
     # -- the contract ----------------------------------------------------------------------
 
     def enqueue(self, jobs: Sequence[Job], now: datetime) -> list[Job]:
-        texts: dict[int, str | None] = {}
         if not any(job.unique and job.unique_key for job in jobs):
             # The common case: plain inserts, their rows built before taking the write lock.
-            rows = [_insert_row(job, texts) for job in jobs]
+            rows = [_insert_row(job) for job in jobs]
             if len(rows) == 1:
                 with self._tx() as conn:
                     jobs[0].id = str(conn.execute(Q["insert_job"], rows[0]).lastrowid)
@@ -186,7 +186,7 @@ class SQLiteBackend(Backend):
                             match = self._jobs(cur)[0]
                         out.append(match)
                         continue
-                cur = conn.execute(Q["insert_job"], _insert_row(job, texts))
+                cur = conn.execute(Q["insert_job"], _insert_row(job))
                 job.id = str(cur.lastrowid)
                 out.append(job)
         return out
@@ -416,15 +416,9 @@ def statements(script: str) -> Iterator[str]:
         raise ValueError(f"incomplete SQL statement: {pending[:60]!r}")
 
 
-def _insert_row(job: Job, texts: dict[int, str | None]) -> tuple[Any, ...]:
-    """The `insert_job` parameters of a new job. `texts` memoises the JSON of retry policies by
-    identity for one call: the jobs of one task share their definition's policy object."""
-    retry = job.retry
-    key = id(retry)
-    if key in texts:
-        retry_text = texts[key]
-    else:
-        retry_text = texts[key] = _dumps(retry)
+def _insert_row(job: Job) -> tuple[Any, ...]:
+    """The `insert_job` parameters of a new job."""
+    retry_text = _policy_text(job.retry)
     return (job.task, job.queue, job.state.value, _dumps(job.args), _dumps(job.kwargs),
             job.priority, job.max_attempts, retry_text, job.owner, job.title,
             None if job.parent is None else int(job.parent), job.result_url, job.return_url,
