@@ -36,7 +36,7 @@ SCHEMA_VERSION = 1
 # The query that brings the schema from the version before to each version.
 MIGRATIONS = {1: "schema"}
 DEFAULT_SCHEMA = "taskmill"
-LANE_RETRY = 1.0  # seconds: after the lane failed to open, the pool alone serves this long
+LANE_RETRY = 10.0  # seconds: after the lane failed to open, the pool alone serves this long
 COPY_FROM = 100  # batches of this many jobs or more are written by COPY (3 round trips, not 1)
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,53}$")
 _TERMINATED = (pq.TransactionStatus.UNKNOWN,)
