@@ -8,7 +8,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -565,17 +565,15 @@ def test_claim_promote_rescue_and_prune_never_scan_the_finished_jobs(
 
 # -- processes ------------------------------------------------------------------------------
 
-def test_a_forked_child_uses_connections_of_its_own_and_the_parent_keeps_working(
-        mill: Mill) -> None:
-    # given a parent that used its pool
-    mill.enqueue("noop", args=["parent"])
+def _in_child(work: Callable[[], None]) -> bytes:
+    """Run `work` in a forked child: b"\\x00" if it returned, b"\\x01" if it raised, b"" if the
+    child died first (killed by its alarm, say)."""
     read, write = os.pipe()
     pid = os.fork()
-    if pid == 0:  # the child: drop the inherited pool, enqueue, report
+    if pid == 0:
         code = 1
         try:
-            mill.backend.after_fork()
-            mill.enqueue("noop", args=["child"])
+            work()
             code = 0
         finally:
             os.write(write, bytes([code]))
@@ -584,6 +582,18 @@ def test_a_forked_child_uses_connections_of_its_own_and_the_parent_keeps_working
     status = os.read(read, 1)
     os.waitpid(pid, 0)
     os.close(read)
+    return status
+
+
+def test_a_forked_child_uses_connections_of_its_own_and_the_parent_keeps_working(
+        mill: Mill) -> None:
+    # given a parent that used its pool
+    mill.enqueue("noop", args=["parent"])
+    def child() -> None:  # drop the inherited pool, enqueue
+        mill.backend.after_fork()
+        mill.enqueue("noop", args=["child"])
+
+    status = _in_child(child)
     # then the child enqueued on its own connections, and the parent's still work
     assert status == b"\x00"
     mill.enqueue("noop", args=["parent again"])
@@ -604,22 +614,12 @@ def test_a_child_forked_while_a_parent_thread_uses_the_lane_works_and_closes_at_
     holder = threading.Thread(target=hold_the_lane)
     holder.start()
     assert inside.wait(5)
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child, without after_fork(): enqueue, then close, within 5 seconds
-        code = 1
-        try:
-            signal.alarm(5)
-            mill.enqueue("noop", args=["child"])
-            mill.close()
-            code = 0
-        finally:
-            os.write(write, bytes([code]))
-            os._exit(code)
-    os.close(write)
-    status = os.read(read, 1)
-    os.waitpid(pid, 0)
-    os.close(read)
+    def child() -> None:  # without after_fork(): enqueue, then close, within 5 seconds
+        signal.alarm(5)
+        mill.enqueue("noop", args=["child"])
+        mill.close()
+
+    status = _in_child(child)
     release.set()
     holder.join(5)
     # then the child neither waited for the parent's lane nor took it, and the parent goes on
